@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Named network namespaces (as `ip netns` sees them) and entering them.
+
+Entering is done with setns(2) on the calling thread only, for the length of a `with`
+block. A netlink socket opened inside the block stays bound to that namespace after the
+block ends, which is how every other helper talks to a namespace without forking.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    XdpkitError,
+    check_netns_name,
+)
+
+NETNS_RUN_DIR = '/run/netns'
+CLONE_NEWNET = 0x40000000
+
+_libc = None
+
+
+def _setns(fd):
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def list_netns():
+    try:
+        return sorted(n for n in os.listdir(NETNS_RUN_DIR) if not n.startswith('.'))
+    except FileNotFoundError:
+        return []
+
+
+def netns_path(name):
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def netns_exists(name):
+    """True when /run/netns/NAME is a mounted namespace file (exact name match)."""
+    return name in list_netns() and _is_netns_mount(netns_path(name))
+
+
+def _is_netns_mount(path):
+    # An `ip netns add` that died half-way leaves an empty plain file behind; setns on it
+    # fails with EINVAL, so treat it as missing and let create() repair it. A mounted
+    # namespace file lives on nsfs, not on the tmpfs of /run/netns.
+    try:
+        return os.stat(path).st_dev != os.stat(NETNS_RUN_DIR).st_dev
+    except OSError:
+        return False
+
+
+def netns_inode(name):
+    """Identity of a namespace, so that a deleted and re-created namespace is a new one."""
+    if not name:
+        return os.stat('/proc/thread-self/ns/net').st_ino
+    return os.stat(netns_path(name)).st_ino
+
+
+def missing_netns_error(name):
+    existing = ', '.join(list_netns()) or 'none'
+    return XdpkitError(
+        "network namespace '%s' does not exist (existing: %s); create it first with "
+        "xdpkit.forwarding.netns" % (name, existing))
+
+
+@contextlib.contextmanager
+def in_netns(name):
+    """Run the block with this thread in namespace `name` (None or '' = stay where we are)."""
+    if not name:
+        yield
+        return
+    check_netns_name(name)
+    try:
+        target = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise missing_netns_error(name)
+    try:
+        original = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                _setns(target)
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:
+                    raise XdpkitError(
+                        "'%s' is not a mounted network namespace (left over from an interrupted "
+                        "'ip netns add'?); run xdpkit.forwarding.netns with state=present to repair it" %
+                        netns_path(name))
+                raise
+            try:
+                yield
+            finally:
+                _setns(original)
+        finally:
+            os.close(original)
+    finally:
+        os.close(target)
+
+
+def create_netns(name):
+    """Create the named namespace; pyroute2 does the unshare + bind mount like iproute2."""
+    from pyroute2 import netns as pr_netns  # guarded by the caller's import check
+
+    path = netns_path(name)
+    if os.path.exists(path) and not _is_netns_mount(path):
+        os.unlink(path)
+    pr_netns.create(name)
+
+
+def remove_netns(name):
+    from pyroute2 import netns as pr_netns
+
+    pr_netns.remove(name)
+
+
+class NetnsManager:
+    """The `netns` module's logic: one named namespace, present or absent."""
+
+    def __init__(self, params, check_mode=False):
+        self.name = check_netns_name(params['name'])
+        self.state = params['state']
+        self.check_mode = check_mode
+
+    def run(self):
+        exists = netns_exists(self.name)
+        wanted = self.state == 'present'
+        changed = exists != wanted
+        if changed and not self.check_mode:
+            if wanted:
+                create_netns(self.name)
+            else:
+                remove_netns(self.name)
+        view = {'name': self.name, 'path': netns_path(self.name)}
+        return {
+            'changed': changed,
+            'namespace': view if wanted else None,
+            'diff': {'before': view if exists else None, 'after': view if wanted else None},
+        }

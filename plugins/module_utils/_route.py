@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Routes in a namespace: one route per call, identified by (table, destination, metric)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import socket
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    XdpkitError,
+    check_ifname,
+    describe_ns,
+    family_of,
+    parse_ip,
+    parse_network,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
+    NetlinkError,
+    get_link,
+    get_link_by_index,
+    iproute,
+    link_names,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
+    missing_netns_error,
+    netns_exists,
+)
+
+TABLE_MAIN = 254
+# The metric the kernel gives a route added without one; naming it makes the identity exact.
+DEFAULT_METRIC = {'ipv4': 0, 'ipv6': 1024}
+RTN_TYPES = {1: 'unicast', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit'}
+
+
+def wanted_route(params):
+    present = params.get('state', 'present') == 'present'
+    gateway = parse_ip(params['gateway'], 'gateway') if params.get('gateway') else None
+    family = params.get('family') or (family_of(gateway) if gateway else None)
+    if params['dest'] != 'default' and family is None:
+        family = family_of(parse_network(params['dest'], 'ipv4' if ':' not in params['dest'] else 'ipv6'))
+    dest = parse_network(params['dest'], family)
+    if family != family_of(dest):
+        raise XdpkitError("route '%s': destination is %s but family is %s" % (params['dest'], family_of(dest), family))
+    if gateway is not None and family_of(gateway) != family:
+        raise XdpkitError("route '%s': gateway %s is %s but the destination is %s" % (
+            params['dest'], gateway, family_of(gateway), family))
+    route_type = params.get('type') or 'unicast'
+    if present and route_type == 'unicast' and gateway is None and not params.get('device'):
+        raise XdpkitError("route '%s': a unicast route needs a gateway, a device or both" % params['dest'])
+    if route_type != 'unicast' and (gateway is not None or params.get('device')):
+        raise XdpkitError("route '%s': a %s route takes neither gateway nor device" % (params['dest'], route_type))
+    if params.get('device'):
+        check_ifname(params['device'])
+    metric = params.get('metric')
+    return {
+        'namespace': params.get('namespace') or None,
+        'dest': str(dest),
+        'family': family,
+        'gateway': str(gateway) if gateway else None,
+        'device': params.get('device') or None,
+        'metric': DEFAULT_METRIC[family] if metric is None else metric,
+        'table': params.get('table') or TABLE_MAIN,
+        'type': route_type,
+    }
+
+
+def route_to_view(msg, ifname_of, namespace, family):
+    dst = msg.get_attr('RTA_DST') or ('0.0.0.0' if family == 'ipv4' else '::')
+    gateway = msg.get_attr('RTA_GATEWAY')
+    oif = msg.get_attr('RTA_OIF')
+    return {
+        'namespace': namespace,
+        'dest': str(ipaddress.ip_network('%s/%d' % (dst, msg['dst_len']))),
+        'family': family,
+        'gateway': str(ipaddress.ip_address(gateway)) if gateway else None,
+        'device': ifname_of(oif) if oif else None,
+        'metric': msg.get_attr('RTA_PRIORITY') or 0,
+        'table': msg.get_attr('RTA_TABLE') or msg['table'],
+        'type': RTN_TYPES.get(msg['type'], str(msg['type'])),
+    }
+
+
+def same_identity(a, b):
+    return (a['dest'], a['table'], a['metric']) == (b['dest'], b['table'], b['metric'])
+
+
+def routes_differ(current, wanted):
+    # A route given only a gateway gets its device from the kernel: do not report that.
+    keys = ('gateway', 'type') + (('device',) if wanted['device'] else ())
+    return any(current[k] != wanted[k] for k in keys)
+
+
+class RouteManager:
+    def __init__(self, params, check_mode=False):
+        self.state = params['state']
+        self.check_mode = check_mode
+        self.wanted = wanted_route(params)
+
+    def _find(self, ipr):
+        family = socket.AF_INET if self.wanted['family'] == 'ipv4' else socket.AF_INET6
+
+        def ifname_of(index):
+            link = get_link_by_index(ipr, index)
+            return link['name'] if link else None
+
+        for msg in ipr.get_routes(family=family, table=self.wanted['table']):
+            view = route_to_view(msg, ifname_of, self.wanted['namespace'], self.wanted['family'])
+            if same_identity(view, self.wanted):
+                return view
+        return None
+
+    def run(self):
+        ns = self.wanted['namespace']
+        if ns and not netns_exists(ns):
+            if self.state == 'absent':
+                return {'changed': False, 'route': None, 'diff': {'before': None, 'after': None}}
+            raise missing_netns_error(ns)
+        with iproute(ns) as ipr:
+            current = self._find(ipr)
+            if self.state == 'absent':
+                if current and not self.check_mode:
+                    self._delete(ipr, current)
+                return {'changed': current is not None, 'route': None,
+                        'diff': {'before': current, 'after': None}}
+            oif = None
+            if self.wanted['device']:
+                link = get_link(ipr, self.wanted['device'])
+                if link is None:
+                    raise XdpkitError("route '%s': device '%s' does not exist in %s (existing: %s)" % (
+                        self.wanted['dest'], self.wanted['device'], describe_ns(ns), ', '.join(link_names(ipr))))
+                oif = link['ifindex']
+            changed = current is None or routes_differ(current, self.wanted)
+            after = dict(self.wanted) if changed else current
+            if changed and not self.check_mode:
+                self._replace(ipr, oif)
+                after = self._find(ipr)
+            return {'changed': changed, 'route': after, 'diff': {'before': current, 'after': after}}
+
+    def _kwargs(self, route):
+        net = ipaddress.ip_network(route['dest'])
+        return {
+            'dst': str(net.network_address), 'dst_len': net.prefixlen,
+            'family': socket.AF_INET if route['family'] == 'ipv4' else socket.AF_INET6,
+            'table': route['table'], 'priority': route['metric'],
+        }
+
+    def _replace(self, ipr, oif):
+        kwargs = self._kwargs(self.wanted)
+        kwargs['type'] = self.wanted['type']
+        if self.wanted['gateway']:
+            kwargs['gateway'] = self.wanted['gateway']
+        if oif:
+            kwargs['oif'] = oif
+        try:
+            ipr.route('replace', **kwargs)
+        except NetlinkError as exc:
+            where = describe_ns(self.wanted['namespace'])
+            if exc.code == 101:  # ENETUNREACH
+                raise XdpkitError(
+                    "route '%s' in %s: gateway %s is not reachable: no connected network on %s contains it; "
+                    "give the interface an address in the gateway's subnet first" % (
+                        self.wanted['dest'], where, self.wanted['gateway'], self.wanted['device'] or 'any interface'))
+            raise XdpkitError("route '%s' in %s: the kernel refused it: %s" % (self.wanted['dest'], where, exc))
+
+    def _delete(self, ipr, current):
+        kwargs = self._kwargs(current)
+        kwargs['type'] = current['type']
+        ipr.route('del', **kwargs)

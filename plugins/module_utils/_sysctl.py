@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""net.* sysctls inside a network namespace.
+
+/proc/sys/net shows the namespace of the thread that opens the file, so the file is
+opened inside `in_netns`. The value found before xdpkit first changed a key is kept in a
+small JSON file under /run, so `state: absent` can put it back; the record is keyed by the
+namespace's inode, so a re-created namespace of the same name starts afresh.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    XdpkitError,
+    describe_ns,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
+    in_netns,
+    missing_netns_error,
+    netns_exists,
+    netns_inode,
+)
+
+STATE_DIR = '/run/xdpkit'
+SAVED_FILE = os.path.join(STATE_DIR, 'sysctl-saved.json')
+# Only the per-namespace network keys: a role aimed at a lab must not be able to touch
+# kernel.* or vm.* on the host. Components are what interface names and keys consist of.
+_KEY_RE = re.compile(r'^net(\.[A-Za-z0-9_-]+)+$')
+
+
+def check_key(key):
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise XdpkitError(
+            "sysctl key '%s' is not allowed: xdpkit only sets per-namespace net.* keys "
+            "such as net.ipv4.conf.all.forwarding" % (key,))
+    return key
+
+
+def key_path(key):
+    return '/proc/sys/' + key.replace('.', '/')
+
+
+def normalize_value(value):
+    # Multi-value sysctls print tab-separated; compare them word by word.
+    return ' '.join(str(value).split())
+
+
+def read_sysctl(namespace, key):
+    with in_netns(namespace):
+        try:
+            with open(key_path(key)) as handle:
+                return normalize_value(handle.read())
+        except FileNotFoundError:
+            raise XdpkitError("unknown sysctl key '%s' in %s (no %s); check the spelling and the interface name" % (
+                key, describe_ns(namespace), key_path(key)))
+
+
+def write_sysctl(namespace, key, value):
+    with in_netns(namespace):
+        try:
+            with open(key_path(key), 'w') as handle:
+                handle.write(value)
+        except OSError as exc:
+            raise XdpkitError("sysctl '%s' in %s: the kernel refused value '%s': %s" % (
+                key, describe_ns(namespace), value, exc.strerror))
+
+
+def _load_saved():
+    try:
+        with open(SAVED_FILE) as handle:
+            return json.load(handle)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _store_saved(saved):
+    os.makedirs(STATE_DIR, exist_ok=True)
+    tmp = SAVED_FILE + '.tmp'
+    with open(tmp, 'w') as handle:
+        json.dump(saved, handle, indent=1, sort_keys=True)
+    os.replace(tmp, SAVED_FILE)
+
+
+def saved_key(namespace, key):
+    return '%s@%d:%s' % (namespace or '', netns_inode(namespace), key)
+
+
+class SysctlManager:
+    def __init__(self, params, check_mode=False):
+        self.namespace = params.get('namespace') or None
+        self.key = check_key(params['name'])
+        self.state = params['state']
+        self.value = None if params.get('value') is None else normalize_value(params['value'])
+        if self.state == 'present' and self.value is None:
+            raise XdpkitError("sysctl '%s': state=present needs a value" % self.key)
+        self.check_mode = check_mode
+
+    def run(self):
+        if self.namespace and not netns_exists(self.namespace):
+            if self.state == 'absent':
+                return self._result(False, None, None)
+            raise missing_netns_error(self.namespace)
+        current = read_sysctl(self.namespace, self.key)
+        saved = _load_saved()
+        record = saved_key(self.namespace, self.key)
+        if self.state == 'present':
+            wanted = self.value
+        else:
+            # absent = "as it was before xdpkit set it"; nothing recorded means nothing to undo.
+            wanted = saved.get(record, current)
+        changed = current != wanted
+        if not self.check_mode:
+            if changed:
+                write_sysctl(self.namespace, self.key, wanted)
+                if read_sysctl(self.namespace, self.key) != wanted:
+                    raise XdpkitError("sysctl '%s' in %s: wrote '%s' but the kernel reports '%s'" % (
+                        self.key, describe_ns(self.namespace), wanted, read_sysctl(self.namespace, self.key)))
+            if self.state == 'present' and changed and record not in saved:
+                saved[record] = current
+                _store_saved(saved)
+            elif self.state == 'absent' and record in saved:
+                del saved[record]
+                _store_saved(saved)
+        return self._result(changed, current, wanted)
+
+    def _result(self, changed, before, after):
+        return {
+            'changed': changed,
+            'name': self.key,
+            'namespace': self.namespace,
+            'value': after,
+            'previous': before,
+            'diff': {'before': {'value': before}, 'after': {'value': after}},
+        }

@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: netns
+short_description: Manage a named network namespace
+version_added: 0.1.0
+description:
+  - Creates or removes a named network namespace, the kind C(ip netns) lists, mounted under
+    C(/run/netns/NAME).
+  - Names are matched exactly; an existing C(mario2) is never taken for C(mario).
+  - Removing a namespace destroys the virtual links inside it; veth peers in other
+    namespaces go with them.
+requirements:
+  - pyroute2 (Debian package C(python3-pyroute2))
+  - root privileges on the target
+options:
+  name:
+    description:
+      - Name of the namespace, a plain file name under C(/run/netns).
+      - Must not be empty, longer than 255 bytes, or contain C(/).
+    type: str
+    required: true
+  state:
+    description: Whether the namespace should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change without creating or removing anything.
+  diff_mode:
+    support: full
+    description: Shows the namespace before and after.
+  idempotent:
+    support: full
+    description: A second run with the same arguments reports no change.
+author:
+  - xdpkit developers
+'''
+
+EXAMPLES = r'''
+- name: Create the namespace uno
+  xdpkit.forwarding.netns:
+    name: uno
+
+- name: Remove it again
+  xdpkit.forwarding.netns:
+    name: uno
+    state: absent
+'''
+
+RETURN = r'''
+namespace:
+  description: The namespace, when it is wanted present.
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: Its name.
+      type: str
+      sample: uno
+    path:
+      description: The mounted namespace file.
+      type: str
+      sample: /run/netns/uno
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
+    require_pyroute2,
+    run_manager,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import NetnsManager
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            state=dict(type='str', default='present', choices=['present', 'absent']),
+        ),
+        supports_check_mode=True,
+    )
+    require_pyroute2(module)
+    run_manager(module, NetnsManager)
+
+
+if __name__ == '__main__':
+    main()
