@@ -73,6 +73,11 @@ def normalize_mac(mac):
     if not isinstance(mac, str) or not _MAC_RE.match(mac.strip()):
         raise XdpkitError("malformed MAC address '%s': expected six hex octets such as 02:00:00:00:00:01" % (mac,))
     digits = re.sub(r'[^0-9a-fA-F]', '', mac).lower()
+    if int(digits[:2], 16) & 1:
+        raise XdpkitError("MAC address '%s' is a multicast address; an interface needs a unicast one "
+                          "(first octet even, e.g. 02:...)" % mac)
+    if digits == '0' * 12:
+        raise XdpkitError("MAC address '%s' is all zeros; give a unicast address such as 02:00:00:00:00:01" % mac)
     return ':'.join(digits[i:i + 2] for i in range(0, 12, 2))
 
 

@@ -75,9 +75,22 @@ def write_sysctl(namespace, key, value):
 def _load_saved():
     try:
         with open(SAVED_FILE) as handle:
-            return json.load(handle)
+            saved = json.load(handle)
     except (FileNotFoundError, ValueError):
         return {}
+    # Records of namespaces that are gone (or were re-created) can never be restored.
+    return {k: v for k, v in saved.items() if _record_is_live(k)}
+
+
+def _record_is_live(record):
+    namespace, rest = record.split('@', 1)
+    inode = rest.split(':', 1)[0]
+    if namespace and not netns_exists(namespace):
+        return False
+    try:
+        return netns_inode(namespace or None) == int(inode)
+    except (OSError, ValueError):
+        return False
 
 
 def _store_saved(saved):

@@ -44,7 +44,7 @@ attributes:
     support: full
     description: A second run with the same arguments reports no change.
 author:
-  - xdpkit developers
+  - xdpkit developers (@xdpkit)
 '''
 
 EXAMPLES = r'''

@@ -1,0 +1,126 @@
+"""Shared fixtures: the collection on sys.path, unique names, cleanup, an Ansible runner.
+
+Every test that touches the kernel takes `names` (a unique prefix for its namespaces and
+links) and `cleanup`, which removes whatever carries that prefix even when the test fails.
+"""
+
+import errno
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(ROOT, '.collections')
+VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+sys.path.insert(0, COLLECTIONS)
+
+# Every name a test creates starts with this, so a sweep can find leftovers.
+TEST_PREFIX = 'xt'
+
+
+def pytest_sessionstart(session):
+    link = os.path.join(COLLECTIONS, 'ansible_collections', 'xdpkit', 'forwarding')
+    if os.path.realpath(link) != ROOT:
+        pytest.exit('the collection is not linked at %s: run scripts/test (it runs scripts/bootstrap)' % link, 2)
+    if os.geteuid() != 0:
+        pytest.exit('the tests create namespaces and attach XDP programs: run them as root', 2)
+
+
+class Names:
+    """Unique, short names: PREFIX + 4 hex + suffix, always within IFNAMSIZ."""
+
+    def __init__(self):
+        self.prefix = '%s%s' % (TEST_PREFIX, secrets.token_hex(2))
+
+    def __call__(self, suffix=''):
+        name = self.prefix + suffix
+        assert len(name) <= 15, name
+        return name
+
+
+@pytest.fixture
+def names():
+    return Names()
+
+
+def _remove_prefixed(prefix):
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netns
+
+    for ns in _netns.list_netns():
+        if ns.startswith(prefix):
+            _netns.remove_netns(ns)
+    with IPRoute() as ipr:
+        for link in ipr.get_links():
+            name = link.get_attr('IFLA_IFNAME')
+            if name.startswith(prefix):
+                try:
+                    ipr.link('del', index=link['index'])
+                except NetlinkError as exc:
+                    # The peer's namespace was just removed: the kernel is deleting it too.
+                    if exc.code != errno.ENODEV:
+                        raise
+
+
+@pytest.fixture
+def cleanup(names):
+    """Remove every namespace and host link named with this test's prefix, pass or fail."""
+    _remove_prefixed(names.prefix)
+    yield names
+    _remove_prefixed(names.prefix)
+
+
+def ansible_env():
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+        ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'tests', 'callback_plugins'),
+        ANSIBLE_STDOUT_CALLBACK='result_json',
+        ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+        ANSIBLE_NOCOLOR='1',
+        ANSIBLE_DEPRECATION_WARNINGS='0',
+        PATH=VENV_BIN + os.pathsep + env.get('PATH', ''),
+    )
+    return env
+
+
+def run_module(module, args, check=False, diff=False):
+    """Run xdpkit.forwarding.MODULE on localhost through Ansible; return its result dict."""
+    cmd = [os.path.join(VENV_BIN, 'ansible'), 'localhost', '-m', 'xdpkit.forwarding.' + module,
+           '-a', json.dumps(args)]
+    if check:
+        cmd.append('--check')
+    if diff:
+        cmd.append('--diff')
+    proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(), capture_output=True, text=True, check=False, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('RESULT ')]
+    try:
+        return json.loads(lines[-1][len('RESULT '):])
+    except (IndexError, ValueError):
+        raise AssertionError('ansible gave no JSON result (rc=%d)\nstdout:\n%s\nstderr:\n%s' % (
+            proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+
+
+def run_playbook(playbook, extra_vars=None, check=False, timeout=900):
+    """Run a playbook from the collection root; return (rc, stdout, stderr) with the default callback."""
+    cmd = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook]
+    if extra_vars is not None:
+        cmd += ['-e', json.dumps(extra_vars)]
+    if check:
+        cmd.append('--check')
+    env = ansible_env()
+    env['ANSIBLE_STDOUT_CALLBACK'] = 'default'
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def in_ns(ns, *argv, check=True):
+    """Run a command inside a namespace (test side only: pings and the like)."""
+    cmd = ['nsenter', '--net=/run/netns/%s' % ns] + list(argv) if ns else list(argv)
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60)
