@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of xdp_program: read the BPF C sources here and ship them as text.
+
+Modules travel to the target without the collection's other files, so bpf/*.c (or the
+user's src) is read on the controller, with the local headers it includes, and passed to
+the module as `source_files`. The same task works over SSH as on localhost.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+BPF_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'bpf'))
+_INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"\s*$', re.M)
+_PROGRAM_RE = re.compile(r'^[A-Za-z0-9_]+$')
+
+
+def read_with_includes(path):
+    """{file name: text} for a C file and the quoted includes beside it, recursively."""
+    directory = os.path.dirname(path)
+    sources = {}
+    pending = [os.path.basename(path)]
+    while pending:
+        name = pending.pop()
+        if name in sources:
+            continue
+        full = os.path.join(directory, name)
+        if not os.path.isfile(full):
+            raise AnsibleActionFail('%s includes "%s", which is not a file beside it' % (path, name))
+        with open(full, encoding='utf-8') as handle:
+            sources[name] = handle.read()
+        pending.extend(_INCLUDE_RE.findall(sources[name]))
+    return sources
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        program = args.pop('program', None)
+        src = args.pop('src', None)
+        if program and src:
+            raise AnsibleActionFail('program and src are mutually exclusive')
+        if args.get('state', 'present') == 'present' and not args.get('source_files'):
+            if program:
+                if not _PROGRAM_RE.match(program):
+                    raise AnsibleActionFail('program %r is not a name from the collection\'s bpf/ directory' % program)
+                path = os.path.join(BPF_DIR, program + '.c')
+                if not os.path.isfile(path):
+                    known = sorted(f[:-2] for f in os.listdir(BPF_DIR) if f.endswith('.c'))
+                    raise AnsibleActionFail('unknown program %r; the collection has: %s' % (program, ', '.join(known)))
+            elif src:
+                path = self._find_needle('files', src)
+                if not os.path.isfile(path):
+                    raise AnsibleActionFail('src %r is not a regular file' % src)
+            else:
+                raise AnsibleActionFail('give program (one of the collection\'s bpf/ programs) or src')
+            args['source_files'] = read_with_includes(path)
+            args['source_main'] = os.path.basename(path)
+        result.update(self._execute_module(module_name='xdpkit.forwarding.xdp_program', module_args=args,
+                                           task_vars=task_vars))
+        return result

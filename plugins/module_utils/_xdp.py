@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""XDP programs on interfaces: what is attached, attaching, detaching, and the
+xdp_program module's manager."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    XdpkitError,
+    check_ifname,
+    check_netns_name,
+    describe_ns,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
+    get_link,
+    iproute,
+    require_link,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
+    in_netns,
+    missing_netns_error,
+    netns_exists,
+)
+
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+MODE_FLAGS = {'native': XDP_FLAGS_DRV_MODE, 'generic': XDP_FLAGS_SKB_MODE}
+# IFLA_XDP_ATTACHED, as a number or as pyroute2's names for the numbers
+ATTACHED_MODES = {1: 'native', 2: 'generic', 3: 'offload', 4: 'multi',
+                  'xdp': 'native', 'xdpgeneric': 'generic', 'xdpoffload': 'offload', 'xdpmulti': 'multi'}
+
+
+def attached_program(ipr, ifindex):
+    """{'prog_id', 'mode'} of the XDP program on a link, or None.
+
+    With programs in two modes at once ('multi'), the native one is reported.
+    """
+    msg = ipr.link('get', index=ifindex)[0]
+    xdp = msg.get_attr('IFLA_XDP')
+    if not xdp:
+        return None
+    attached = xdp.get_attr('IFLA_XDP_ATTACHED') or 0
+    if not attached:
+        return None
+    mode = ATTACHED_MODES.get(attached, str(attached))
+    prog_id = xdp.get_attr('IFLA_XDP_PROG_ID')
+    if mode == 'multi':
+        prog_id = xdp.get_attr('IFLA_XDP_DRV_PROG_ID') or xdp.get_attr('IFLA_XDP_SKB_PROG_ID')
+        mode = 'native' if xdp.get_attr('IFLA_XDP_DRV_PROG_ID') else 'generic'
+    return {'prog_id': prog_id, 'mode': mode}
+
+
+def program_info(prog_id):
+    """id, name, tag of a loaded program, or None when it is gone."""
+    try:
+        fd = sysbpf.prog_fd_by_id(prog_id)
+    except OSError:
+        return None
+    try:
+        info = sysbpf.prog_info(fd)
+    finally:
+        os.close(fd)
+    return {'id': info['id'], 'name': info['name'], 'tag': info['tag']}
+
+
+def _bcc_xdp():
+    from bcc import BPF
+    return BPF
+
+
+def attach(namespace, interface, function, mode):
+    """Attach in `mode`; an existing program in that mode is replaced atomically by the kernel."""
+    bpf_cls = _bcc_xdp()
+    with in_netns(namespace):
+        try:
+            bpf_cls.attach_xdp(interface, function, MODE_FLAGS[mode])
+        except Exception as exc:
+            raise XdpkitError("attaching the XDP program to '%s' in %s (%s mode) failed: %s" % (
+                interface, describe_ns(namespace), mode, exc))
+
+
+def detach(namespace, interface, mode):
+    bpf_cls = _bcc_xdp()
+    with in_netns(namespace):
+        bpf_cls.remove_xdp(interface, MODE_FLAGS.get(mode, 0))
+
+
+class XdpProgramManager:
+    """Compile (only when needed), load, attach and pin one program on one interface."""
+
+    def __init__(self, params, check_mode=False):
+        self.check_mode = check_mode
+        self.state = params['state']
+        self.interface = check_ifname(params['interface'])
+        self.namespace = params.get('namespace') or None
+        if self.namespace:
+            check_netns_name(self.namespace)
+        self.mode = params.get('mode') or 'native'
+        self.pin_dir = _bpf.check_pin_dir(
+            params.get('pin_dir') or _bpf.default_pin_dir(self.namespace, self.interface), 'pin_dir')
+        self.maps_dir = _bpf.check_pin_dir(params.get('maps_dir') or self.pin_dir, 'maps_dir')
+        self.source_files = params.get('source_files') or {}
+        self.source_main = params.get('source_main')
+        self.function = params.get('function') or (
+            os.path.splitext(self.source_main)[0] if self.source_main else None)
+        self.defines = params.get('defines') or {}
+        if self.state == 'present' and not self.source_main:
+            raise XdpkitError("xdp_program on '%s': give program (a name from the collection's bpf/) or src" %
+                              self.interface)
+
+    # -- views ---------------------------------------------------------------------------
+    def _view(self, attached, meta_ok):
+        if not attached:
+            return None
+        info = program_info(attached['prog_id']) or {'id': attached['prog_id'], 'name': None, 'tag': None}
+        return {
+            'interface': self.interface,
+            'namespace': self.namespace,
+            'prog_id': info['id'],
+            'name': info['name'],
+            'tag': info['tag'],
+            'mode': attached['mode'],
+            'managed': meta_ok,
+        }
+
+    def _pins(self):
+        pins = {'pin_dir': self.pin_dir, 'maps_dir': self.maps_dir, 'maps': {}}
+        for directory in (self.pin_dir, self.maps_dir):
+            for name in _bpf.pinned_files(directory):
+                path = os.path.join(directory, name)
+                if not os.path.isdir(path) and name != _bpf.META_MAP:
+                    pins['maps'][name] = path
+        return pins
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self):
+        if self.namespace and not netns_exists(self.namespace):
+            if self.state == 'absent':
+                changed = bool(_bpf.pinned_files(self.pin_dir))
+                if changed and not self.check_mode:
+                    self._remove_pins()
+                return self._result(changed, None, None)
+            raise missing_netns_error(self.namespace)
+        with iproute(self.namespace) as ipr:
+            link = require_link(ipr, self.interface, self.namespace) if self.state == 'present' \
+                else get_link(ipr, self.interface)
+            attached = attached_program(ipr, link['ifindex']) if link else None
+        meta = _bpf.read_meta(self.pin_dir)
+        ours = bool(attached and meta and meta['prog_id'] == attached['prog_id'])
+        before = self._view(attached, ours)
+
+        if self.state == 'absent':
+            changed = attached is not None or bool(_bpf.pinned_files(self.pin_dir))
+            if changed and not self.check_mode:
+                if attached:
+                    detach(self.namespace, self.interface, attached['mode'])
+                self._remove_pins()
+            return self._result(changed, before, None)
+
+        if not self.check_mode:
+            _bpf.ensure_bpffs()
+        text = _bpf.flatten_sources(self.source_main, self.source_files)
+        cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir]
+        cflags += _bpf.define_flags(self.defines)
+        digest = _bpf.program_digest(text, cflags, self.function, self.mode)
+        up_to_date = (
+            ours and meta['digest'] == digest and attached['mode'] == self.mode
+            and meta['maps_dir'] == self.maps_dir
+            and os.path.exists(os.path.join(self.pin_dir, _bpf.STATS_MAP))
+        )
+        if up_to_date:
+            return self._result(False, before, before)
+        planned = {'interface': self.interface, 'namespace': self.namespace, 'prog_id': None,
+                   'name': self.function[:15], 'tag': None, 'mode': self.mode, 'managed': True}
+        if self.check_mode:
+            return self._result(True, before, planned)
+
+        prog_id = self._load_and_attach(text, cflags, attached)
+        _bpf.write_meta(self.pin_dir, digest, prog_id, _bpf.MODES[self.mode], self.maps_dir)
+        after = self._view({'prog_id': prog_id, 'mode': self.mode}, True)
+        return self._result(True, before, after)
+
+    def _load_and_attach(self, text, cflags, attached):
+        for directory in (self.pin_dir, self.maps_dir):
+            os.makedirs(directory, exist_ok=True)
+        for name, size in _bpf.devmap_hash_declarations(text):
+            _bpf.ensure_devmap_hash(os.path.join(self.maps_dir, name), size)
+        bpf, fn = _bpf.compile_and_load(text, cflags, self.function, self.source_main)
+        try:
+            if attached and attached['mode'] != self.mode:
+                # The kernel refuses native and generic at once: this one switch is not atomic.
+                detach(self.namespace, self.interface, attached['mode'])
+            attach(self.namespace, self.interface, fn, self.mode)
+            return sysbpf.prog_info(fn.fd)['id']
+        finally:
+            # The attachment and the pins keep what is needed; bcc's fds can go.
+            bpf.cleanup()
+
+    def _remove_pins(self):
+        _bpf.remove_pins(self.pin_dir)
+        if self.maps_dir != self.pin_dir and not _bpf.instances_using_maps_dir(self.maps_dir, self.pin_dir):
+            _bpf.remove_pins(self.maps_dir)
+
+    def _result(self, changed, before, after):
+        result = {
+            'changed': changed,
+            'program': after,
+            'diff': {'before': before, 'after': after},
+        }
+        if after is not None:
+            result.update(self._pins())
+        return result

@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Entries of pinned maps: port maps (DEVMAP / DEVMAP_HASH, interface -> interface) and MAC
+tables (MAC -> MAC), shown and compared as text, written as bytes."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import struct
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    XdpkitError,
+    check_netns_name,
+    describe_ns,
+    normalize_mac,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
+    get_link,
+    get_link_by_index,
+    iproute,
+    link_names,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
+    in_netns,
+    missing_netns_error,
+    netns_exists,
+)
+
+PORT_MAP_TYPES = ('devmap', 'devmap_hash')
+
+
+class PortCodec:
+    """Interface names <-> ifindex bytes, resolved in one namespace."""
+
+    kind = 'port'
+
+    def __init__(self, ipr, namespace):
+        self.ipr = ipr
+        self.namespace = namespace
+
+    def encode(self, text, what):
+        if isinstance(text, int) or (isinstance(text, str) and text.isdigit()):
+            return struct.pack('=I', int(text))
+        link = get_link(self.ipr, str(text))
+        if link is None:
+            raise XdpkitError("%s: interface '%s' does not exist in %s (existing: %s)" % (
+                what, text, describe_ns(self.namespace), ', '.join(link_names(self.ipr))))
+        return struct.pack('=I', link['ifindex'])
+
+    def decode(self, raw):
+        ifindex = struct.unpack('=I', raw[:4])[0]
+        link = get_link_by_index(self.ipr, ifindex)
+        return link['name'] if link else str(ifindex)
+
+
+class MacCodec:
+    kind = 'mac'
+
+    @staticmethod
+    def encode(text, what):
+        try:
+            return bytes.fromhex(normalize_mac(text).replace(':', ''))
+        except XdpkitError as exc:
+            raise XdpkitError('%s: %s' % (what, exc))
+
+    @staticmethod
+    def decode(raw):
+        return ':'.join('%02x' % b for b in raw[:6])
+
+
+def plan_entries(before, wanted, state, exclusive):
+    """The map's entries after the run, from text views (pure)."""
+    if state == 'absent':
+        return {k: v for k, v in before.items() if k not in wanted}
+    after = {} if exclusive else dict(before)
+    after.update(wanted)
+    return after
+
+
+class XdpMapManager:
+    def __init__(self, params, check_mode=False):
+        self.check_mode = check_mode
+        self.path = params['path']
+        self.state = params['state']
+        self.exclusive = params.get('exclusive', False)
+        self.namespace = params.get('namespace') or None
+        if self.namespace:
+            check_netns_name(self.namespace)
+        self.entries = params.get('entries') or []
+
+    def _open(self):
+        if not self.path.startswith('/sys/fs/bpf/') or '/../' in self.path:
+            raise XdpkitError("map path %r is not under /sys/fs/bpf" % self.path)
+        try:
+            fd = sysbpf.obj_get(self.path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise XdpkitError("no pinned map at %s: attach the program that declares it first "
+                                  "(xdpkit.forwarding.xdp_program) or check maps_dir" % self.path)
+            raise XdpkitError("cannot open pinned map %s: %s" % (self.path, exc.strerror))
+        info = sysbpf.map_info(fd)
+        return fd, info
+
+    def _codecs(self, info, ipr):
+        if info['type'] in PORT_MAP_TYPES and info['key_size'] == 4 and info['value_size'] == 4:
+            codec = PortCodec(ipr, self.namespace)
+            return codec, codec
+        if info['type'] == 'hash' and info['key_size'] == 6 and info['value_size'] == 6:
+            return MacCodec, MacCodec
+        raise XdpkitError(
+            "map %s is a %s with %d-byte keys and %d-byte values; xdp_map handles port maps (devmap, "
+            "devmap_hash: interface -> interface) and MAC tables (hash: MAC -> MAC)" % (
+                self.path, info['type'], info['key_size'], info['value_size']))
+
+    def _read(self, fd, info, key_codec, value_codec):
+        view, raw = {}, {}
+        for key in sysbpf.map_keys(fd, info['key_size']):
+            value = sysbpf.map_lookup(fd, key, info['value_size'])
+            if value is None:  # an empty DEVMAP slot
+                continue
+            text = key_codec.decode(key)
+            view[text] = value_codec.decode(value)
+            raw[text] = key
+        return view, raw
+
+    def run(self):
+        if self.namespace and not netns_exists(self.namespace):
+            raise missing_netns_error(self.namespace)
+        fd, info = self._open()
+        try:
+            # Inside the namespace: DEVMAP values are ifindexes of the updating thread's namespace.
+            with in_netns(self.namespace):
+                with iproute(None) as ipr:
+                    return self._converge(fd, info, ipr)
+        finally:
+            os.close(fd)
+
+    def _converge(self, fd, info, ipr):
+        key_codec, value_codec = self._codecs(info, ipr)
+        before, raw_keys = self._read(fd, info, key_codec, value_codec)
+        wanted = {}
+        wanted_raw = {}
+        for number, entry in enumerate(self.entries, 1):
+            what = '%s entry %d' % (os.path.basename(self.path), number)
+            key_raw = key_codec.encode(entry['key'], what + ' key')
+            key_text = key_codec.decode(key_raw)
+            if self.state == 'present':
+                if entry.get('value') is None:
+                    raise XdpkitError('%s: a value is needed with state=present' % what)
+                value_raw = value_codec.encode(entry['value'], what + ' value')
+                wanted[key_text] = value_codec.decode(value_raw)
+                wanted_raw[key_text] = (key_raw, value_raw)
+            else:
+                wanted[key_text] = None
+                wanted_raw[key_text] = (key_raw, None)
+        after = plan_entries(before, wanted, self.state, self.exclusive)
+        changed = before != after
+        if len(after) > info['max_entries']:
+            raise XdpkitError("map %s is full: it holds at most %d entries and the run needs %d; enlarge it in "
+                              "the program or drop entries (exclusive: true replaces the whole set)" % (
+                                  self.path, info['max_entries'], len(after)))
+        if changed and not self.check_mode:
+            for key_text in before:
+                if key_text not in after:
+                    sysbpf.map_delete(fd, raw_keys[key_text])
+            for key_text, value_text in after.items():
+                if before.get(key_text) != value_text:
+                    key_raw, value_raw = wanted_raw[key_text]
+                    try:
+                        sysbpf.map_update(fd, key_raw, value_raw)
+                    except OSError as exc:
+                        if exc.errno == errno.E2BIG:
+                            raise XdpkitError("map %s is full (max_entries %d)" % (self.path, info['max_entries']))
+                        raise XdpkitError("writing %s -> %s into %s failed: %s" % (
+                            key_text, value_text, self.path, exc.strerror))
+        return {
+            'changed': changed,
+            'entries': after,
+            'map': {'path': self.path, 'type': info['type'], 'max_entries': info['max_entries'], 'id': info['id']},
+            'diff': {'before': before, 'after': after},
+        }

@@ -1,0 +1,216 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: xdp_program
+short_description: Compile, load and attach an XDP program to an interface in any namespace
+version_added: 0.1.0
+description:
+  - Compiles a BPF C program with bcc, loads it and attaches it to an interface, in the host or
+    in a network namespace, in native (driver) or generic mode.
+  - The program comes from the collection's C(bpf/) directory (O(program)) or from a file on the
+    controller (O(src)); an action plugin reads it on the controller, so the module works the same
+    over SSH as on localhost.
+  - Maps are pinned under O(pin_dir) (the program's per-action stats map and a small record of
+    what was loaded) and O(maps_dir) (maps that programs on several ports share). bpffs is
+    mounted on C(/sys/fs/bpf) when it is not.
+  - A re-run with the same source, defines and mode reports no change without compiling.
+    A changed source or define loads the new program and swaps it in with one netlink call, so
+    the interface is never without a program. Only a change of O(mode) detaches first.
+  - O(state=absent) detaches the program and removes its pins; shared maps in O(maps_dir) go when
+    no other instance uses them.
+requirements:
+  - bcc (Debian package C(python3-bpfcc)), run by C(/usr/bin/python3)
+  - a kernel build tree at C(/lib/modules/$(uname -r)/build)
+  - pyroute2 (Debian package C(python3-pyroute2))
+  - root privileges on the target
+options:
+  interface:
+    description: Interface to attach to.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the interface; omitted means the host namespace.
+    type: str
+  program:
+    description:
+      - Name of a program in the collection's C(bpf/) directory
+        (V(xdp_pass), V(xdp_redirect), V(xdp_redirect_map), V(xdp_router)).
+      - Mutually exclusive with O(src).
+    type: str
+  src:
+    description:
+      - Path on the controller of a BPF C file (bcc dialect). Quoted includes beside it are sent too.
+      - It may include the collection's C(xdpkit.h) if a copy lies beside it.
+    type: path
+  function:
+    description: Entry function; defaults to the file name without C(.c).
+    type: str
+  defines:
+    description:
+      - Compile-time defines, name to value. Values must be numbers (decimal or C(0x) hex) or MAC
+        addresses, which become 48-bit integers; anything else is refused, so no C code can be injected.
+      - Names starting with C(XDPKIT_) or C(__) are reserved.
+    type: dict
+    default: {}
+  mode:
+    description: V(native) runs in the driver (veth supports it); V(generic) in the network stack.
+    type: str
+    choices: [native, generic]
+    default: native
+  pin_dir:
+    description:
+      - bpffs directory of this program instance. Defaults to C(/sys/fs/bpf/xdpkit/NAMESPACE@INTERFACE)
+        (empty NAMESPACE for the host).
+    type: str
+  maps_dir:
+    description:
+      - bpffs directory of the maps the program shares (C(tx_ports), C(mac_table)). Programs given the
+        same O(maps_dir) share those maps. Defaults to O(pin_dir).
+    type: str
+  source_files:
+    description:
+      - Program sources, file name to C text. Set by the action plugin from O(program) or O(src);
+        give it directly only to pass C text inline (with O(source_main)).
+    type: dict
+  source_main:
+    description: The file in O(source_files) to compile.
+    type: str
+  state:
+    description: Whether the program should be attached.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether a program would be (re)attached without compiling or attaching.
+  diff_mode:
+    support: full
+    description: Shows the attached program (id, name, tag, mode) before and after.
+  idempotent:
+    support: full
+    description: A re-run with the same source, defines and mode reports no change and does not compile.
+  action:
+    support: full
+    description: An action plugin reads the sources on the controller.
+notes:
+  - A veth delivers redirected frames only when its peer has an XDP program (or GRO on); the
+    collection's roles attach C(xdp_pass) there. This module attaches just what it is told.
+author:
+  - xdpkit developers (@xdpkit)
+'''
+
+EXAMPLES = r'''
+- name: The FIB router on the host port 'uno', sharing its port map with the other ports
+  xdpkit.forwarding.xdp_program:
+    interface: uno
+    program: xdp_router
+    maps_dir: /sys/fs/bpf/xdpkit/fib
+
+- name: Hardcoded redirect with compile-time ifindex and MAC
+  xdpkit.forwarding.xdp_program:
+    interface: dos
+    program: xdp_redirect
+    defines:
+      DEST_IFINDEX: 7
+      DEST_MAC: "02:00:00:00:00:01"
+
+- name: The receiving end of a veth
+  xdpkit.forwarding.xdp_program:
+    interface: veth0
+    namespace: uno
+    program: xdp_pass
+
+- name: Detach and unpin
+  xdpkit.forwarding.xdp_program:
+    interface: uno
+    state: absent
+'''
+
+RETURN = r'''
+program:
+  description: The attached program after the run (null when absent).
+  returned: success
+  type: dict
+  contains:
+    prog_id:
+      description: Kernel program id (null in check mode before a first load).
+      type: int
+    name:
+      description: Program name as the kernel knows it (15 characters at most).
+      type: str
+      sample: xdp_router
+    tag:
+      description: The program's tag (hash of its instructions).
+      type: str
+    mode:
+      description: native or generic.
+      type: str
+    interface:
+      description: The interface.
+      type: str
+    namespace:
+      description: The namespace, null for the host.
+      type: str
+    managed:
+      description: Whether xdpkit loaded this program (false for one attached by another tool).
+      type: bool
+pin_dir:
+  description: bpffs directory of this program instance.
+  returned: when present
+  type: str
+  sample: /sys/fs/bpf/xdpkit/@uno
+maps_dir:
+  description: bpffs directory of the shared maps.
+  returned: when present
+  type: str
+maps:
+  description: Pinned maps by name, with their paths.
+  returned: when present
+  type: dict
+  sample: {xdp_stats_map: /sys/fs/bpf/xdpkit/@uno/xdp_stats_map, tx_ports: /sys/fs/bpf/xdpkit/fib/tx_ports}
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
+    require_pyroute2,
+    run_manager,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp import XdpProgramManager
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            interface=dict(type='str', required=True),
+            namespace=dict(type='str'),
+            program=dict(type='str'),
+            src=dict(type='path'),
+            function=dict(type='str'),
+            defines=dict(type='dict', default={}),
+            mode=dict(type='str', default='native', choices=['native', 'generic']),
+            pin_dir=dict(type='str'),
+            maps_dir=dict(type='str'),
+            source_files=dict(type='dict'),
+            source_main=dict(type='str'),
+            state=dict(type='str', default='present', choices=['present', 'absent']),
+        ),
+        mutually_exclusive=[('program', 'src')],
+        required_together=[('source_files', 'source_main')],
+        supports_check_mode=True,
+    )
+    require_pyroute2(module)
+    run_manager(module, XdpProgramManager)
+
+
+if __name__ == '__main__':
+    main()
