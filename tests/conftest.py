@@ -47,7 +47,21 @@ def names():
     return Names()
 
 
+BPF_TEST_ROOT = '/sys/fs/bpf/xdpkit-test'
+
+
 def _remove_prefixed(prefix):
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+
+    for root in (_bpf.PIN_ROOT, BPF_TEST_ROOT):
+        for name in _bpf.pinned_files(root):
+            if prefix in name:
+                _bpf.remove_pins(os.path.join(root, name))
+        _bpf.remove_empty_dir(root)
+    _remove_prefixed_links(prefix)
+
+
+def _remove_prefixed_links(prefix):
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
@@ -66,6 +80,12 @@ def _remove_prefixed(prefix):
                     # The peer's namespace was just removed: the kernel is deleting it too.
                     if exc.code != errno.ENODEV:
                         raise
+
+
+@pytest.fixture
+def bpf_dir(cleanup):
+    """A private bpffs directory for pins, removed with everything else of the test."""
+    return '%s/%s' % (BPF_TEST_ROOT, cleanup.prefix)
 
 
 @pytest.fixture

@@ -18,27 +18,21 @@ import re
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import read_source_tree
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
+
 BPF_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'bpf'))
-_INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"\s*$', re.M)
 _PROGRAM_RE = re.compile(r'^[A-Za-z0-9_]+$')
 
 
-def read_with_includes(path):
-    """{file name: text} for a C file and the quoted includes beside it, recursively."""
-    directory = os.path.dirname(path)
-    sources = {}
-    pending = [os.path.basename(path)]
-    while pending:
-        name = pending.pop()
-        if name in sources:
-            continue
-        full = os.path.join(directory, name)
-        if not os.path.isfile(full):
-            raise AnsibleActionFail('%s includes "%s", which is not a file beside it' % (path, name))
-        with open(full, encoding='utf-8') as handle:
-            sources[name] = handle.read()
-        pending.extend(_INCLUDE_RE.findall(sources[name]))
-    return sources
+def program_path(program):
+    if not _PROGRAM_RE.match(program):
+        raise AnsibleActionFail("program %r is not a name from the collection's bpf/ directory" % program)
+    path = os.path.join(BPF_DIR, program + '.c')
+    if not os.path.isfile(path):
+        known = sorted(f[:-2] for f in os.listdir(BPF_DIR) if f.endswith('.c'))
+        raise AnsibleActionFail('unknown program %r; the collection has: %s' % (program, ', '.join(known)))
+    return path
 
 
 class ActionModule(ActionBase):
@@ -53,19 +47,17 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('program and src are mutually exclusive')
         if args.get('state', 'present') == 'present' and not args.get('source_files'):
             if program:
-                if not _PROGRAM_RE.match(program):
-                    raise AnsibleActionFail('program %r is not a name from the collection\'s bpf/ directory' % program)
-                path = os.path.join(BPF_DIR, program + '.c')
-                if not os.path.isfile(path):
-                    known = sorted(f[:-2] for f in os.listdir(BPF_DIR) if f.endswith('.c'))
-                    raise AnsibleActionFail('unknown program %r; the collection has: %s' % (program, ', '.join(known)))
+                path = program_path(program)
             elif src:
                 path = self._find_needle('files', src)
                 if not os.path.isfile(path):
                     raise AnsibleActionFail('src %r is not a regular file' % src)
             else:
-                raise AnsibleActionFail('give program (one of the collection\'s bpf/ programs) or src')
-            args['source_files'] = read_with_includes(path)
+                raise AnsibleActionFail("give program (one of the collection's bpf/ programs) or src")
+            try:
+                args['source_files'] = read_source_tree(path)
+            except XdpkitError as exc:
+                raise AnsibleActionFail(str(exc))
             args['source_main'] = os.path.basename(path)
         result.update(self._execute_module(module_name='xdpkit.forwarding.xdp_program', module_args=args,
                                            task_vars=task_vars))

@@ -119,6 +119,27 @@ def flatten_sources(main, sources):
     return '\n'.join(expand(main, [])) + '\n'
 
 
+def read_source_tree(path):
+    """{file name: text} of a C file and the quoted includes beside it, recursively.
+
+    Runs on the controller (the action plugin) and in tests; the target only gets the texts.
+    """
+    directory = os.path.dirname(path)
+    sources = {}
+    pending = [os.path.basename(path)]
+    while pending:
+        name = pending.pop()
+        if name in sources:
+            continue
+        full = os.path.join(directory, name)
+        if not os.path.isfile(full):
+            raise XdpkitError('%s includes "%s", which is not a file beside it' % (path, name))
+        with open(full) as handle:
+            sources[name] = handle.read()
+        pending.extend(match.group(1) for match in map(_INCLUDE_RE.match, sources[name].splitlines()) if match)
+    return sources
+
+
 def devmap_hash_declarations(text):
     """(name, max_entries) of every XDPKIT_DEVMAP_HASH in the flattened source."""
     return [(name, int(size)) for name, size in _DEVMAP_HASH_RE.findall(text)]
@@ -225,6 +246,13 @@ def remove_pins(directory):
         pass
 
 
+def remove_empty_dir(directory):
+    try:
+        os.rmdir(directory)
+    except OSError:
+        pass
+
+
 def instances_using_maps_dir(maps_dir, exclude):
     """Program instances (pin dirs under PIN_ROOT) whose maps live in maps_dir."""
     users = []
@@ -280,23 +308,23 @@ def compile_and_load(text, cflags, function, source_name):
             "bcc needs a kernel build tree at %s and there is none: install linux-headers-%s, or Debian's "
             "generic linux-headers package linked there (the xdpkit prerequisites role does this)" % (
                 kernel_build_dir(), platform.release()))
+    error = None
     with captured_stderr() as log:
         try:
-            bpf = BPF(text=text, cflags=cflags)
+            bpf = BPF(text=text.encode(), cflags=cflags)
         except Exception as exc:
-            bpf = None
             error = exc
-    if bpf is None:
+    if error is not None:
         raise XdpkitError("compiling %s failed (%s):\n%s" % (source_name, error, _tail(log['text'])))
     with captured_stderr() as log:
         try:
-            fn = bpf.load_func(function, BPF.XDP)
+            fn = bpf.load_func(function.encode(), BPF.XDP)
         except Exception as exc:
-            fn = None
             error = exc
-    if fn is None:
+    if error is not None:
+        bpf.cleanup()
         detail = _tail(log['text'])
-        if 'Failed to load BPF program' in str(error) and 'not found' not in str(error):
+        if 'Failed to load BPF program' in str(error):
             raise XdpkitError("the kernel's verifier rejected %s in %s (%s). Verifier log:\n%s" % (
                 function, source_name, error, detail))
         raise XdpkitError("loading %s from %s failed: %s\n%s" % (function, source_name, error, detail))

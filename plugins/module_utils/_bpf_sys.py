@@ -220,6 +220,6 @@ def prog_test_run(prog_fd, data, repeat=1, ingress_ifindex=0, flags=0, batch_siz
                      ctypes.addressof(ctx) if ctx else 0, 0,
                      flags, 0, batch_size)
     _syscall(BPF_PROG_TEST_RUN, attr)
-    _, retval, _, size_out = struct.unpack_from('=IIII', attr, 0)
+    retval, size_out = struct.unpack_from('=I4xI', attr, 4)
     duration, = struct.unpack_from('=I', attr, 36)
     return retval, (data_out.raw[:size_out] if not flags else b''), duration

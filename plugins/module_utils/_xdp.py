@@ -188,11 +188,19 @@ class XdpProgramManager:
         return self._result(True, before, after)
 
     def _load_and_attach(self, text, cflags, attached):
-        for directory in (self.pin_dir, self.maps_dir):
-            os.makedirs(directory, exist_ok=True)
-        for name, size in _bpf.devmap_hash_declarations(text):
-            _bpf.ensure_devmap_hash(os.path.join(self.maps_dir, name), size)
-        bpf, fn = _bpf.compile_and_load(text, cflags, self.function, self.source_main)
+        new_dirs = [d for d in (self.pin_dir, self.maps_dir) if not os.path.isdir(d)]
+        try:
+            for directory in (self.pin_dir, self.maps_dir):
+                os.makedirs(directory, exist_ok=True)
+            for name, size in _bpf.devmap_hash_declarations(text):
+                _bpf.ensure_devmap_hash(os.path.join(self.maps_dir, name), size)
+            bpf, fn = _bpf.compile_and_load(text, cflags, self.function, self.source_main)
+        except Exception:
+            # Nothing half-made: pins of a first load that failed go again.
+            for directory in new_dirs:
+                _bpf.remove_pins(directory)
+            _bpf.remove_empty_dir(_bpf.PIN_ROOT)
+            raise
         try:
             if attached and attached['mode'] != self.mode:
                 # The kernel refuses native and generic at once: this one switch is not atomic.
@@ -207,6 +215,7 @@ class XdpProgramManager:
         _bpf.remove_pins(self.pin_dir)
         if self.maps_dir != self.pin_dir and not _bpf.instances_using_maps_dir(self.maps_dir, self.pin_dir):
             _bpf.remove_pins(self.maps_dir)
+        _bpf.remove_empty_dir(_bpf.PIN_ROOT)
 
     def _result(self, changed, before, after):
         result = {

@@ -123,7 +123,7 @@ def main():
             path=dict(type='str', required=True),
             namespace=dict(type='str'),
             entries=dict(type='list', elements='dict', default=[], options=dict(
-                key=dict(type='raw', required=True),
+                key=dict(type='raw', required=True, no_log=False),
                 value=dict(type='raw'),
             )),
             exclusive=dict(type='bool', default=False),

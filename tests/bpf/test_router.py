@@ -1,0 +1,221 @@
+"""xdp_router under BPF_PROG_RUN against a real FIB: a namespace with two ports, routes,
+permanent neighbours and forwarding on. Every case checks the action and the bytes."""
+
+import os
+import struct
+
+import pytest
+from bpf_loader import XDP_DROP, XDP_PASS, XDP_REDIRECT, LoadedProgram
+from packets import (
+    ETH_P_ARP,
+    ETH_P_IP,
+    ETH_P_IPV6,
+    arp_request,
+    ether,
+    ipv4,
+    ipv4_header_ok,
+    ipv6,
+    mac_bytes,
+    udp,
+    vlan,
+)
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
+
+NEIGH_MAC = '02:00:00:00:0b:02'
+SENDER_MAC = '02:00:00:00:0a:02'
+NUD_PERMANENT = 0x80
+
+
+class Router:
+    def __init__(self, ns, prog, ports):
+        self.ns = ns
+        self.prog = prog
+        self.ports = ports  # name -> {'ifindex', 'mac'}
+
+    def run(self, frame, ingress='a0'):
+        with in_netns(self.ns):
+            return self.prog.run(frame, ingress_ifindex=self.ports[ingress]['ifindex'])
+
+    def frame4(self, dst='10.2.0.2', **kw):
+        payload = udp(4000, 5000, kw.pop('payload', b'p' * 26))
+        return ether(self.ports['a0']['mac'], SENDER_MAC, ETH_P_IP, ipv4('10.1.0.2', dst, payload, **kw))
+
+    def frame6(self, dst='fd02::2', **kw):
+        payload = udp(4000, 5000, kw.pop('payload', b'q' * 26))
+        return ether(self.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6('fd01::2', dst, payload, **kw))
+
+
+def build_router_namespace(ns):
+    create_netns(ns)
+    for port, v4, v6 in (('a', '10.1.0.1/24', 'fd01::1/64'), ('b', '10.2.0.1/24', 'fd02::1/64')):
+        VethManager({'name': port + '0', 'namespace': ns, 'addresses': [v4, v6], 'state': 'present',
+                     'peer': {'name': port + '1', 'namespace': ns}}).run()
+    write_sysctl(ns, 'net.ipv4.conf.all.forwarding', '1')
+    write_sysctl(ns, 'net.ipv6.conf.all.forwarding', '1')
+    for dest, kind in (('10.9.0.0/16', 'blackhole'), ('10.8.0.0/16', 'unreachable'), ('10.7.0.0/16', 'prohibit')):
+        RouteManager({'namespace': ns, 'dest': dest, 'type': kind, 'state': 'present'}).run()
+    ports = {}
+    with iproute(ns) as ipr:
+        for name in ('a0', 'b0'):
+            link = get_link(ipr, name)
+            ports[name] = {'ifindex': link['ifindex'], 'mac': link['mac']}
+        for dst in ('10.2.0.2', 'fd02::2'):
+            ipr.neigh('add', dst=dst, lladdr=NEIGH_MAC, ifindex=ports['b0']['ifindex'], state=NUD_PERMANENT)
+    return ports
+
+
+@pytest.fixture(params=['full', 'direct'])
+def router(request, cleanup, bpf_dir):
+    ns = cleanup('r')
+    ports = build_router_namespace(ns)
+    defines = {'FIB_LOOKUP_DIRECT': 1} if request.param == 'direct' else {}
+    prog = LoadedProgram('xdp_router', bpf_dir + '/router', maps_dir=bpf_dir + '/shared', defines=defines)
+    with in_netns(ns):
+        for port in ports.values():
+            prog.set_port(port['ifindex'], port['ifindex'])
+    yield Router(ns, prog, ports)
+    prog.close()
+
+
+def assert_forwarded(router, frame, out, ttl_offset):
+    assert out[:6] == mac_bytes(NEIGH_MAC), 'destination MAC is the next hop'
+    assert out[6:12] == mac_bytes(router.ports['b0']['mac']), 'source MAC is the egress port'
+    assert out[ttl_offset] == frame[ttl_offset] - 1
+    changed = {i for i in range(len(frame)) if frame[i] != out[i]}
+    allowed = set(range(12)) | {ttl_offset} | ({24, 25} if ttl_offset == 22 else set())
+    assert changed <= allowed, 'bytes changed outside MACs, TTL and checksum: %s' % sorted(changed - allowed)
+    assert len(out) == len(frame)
+
+
+def test_ipv4_is_forwarded_with_ttl_decrement_and_valid_checksum(router):
+    frame = router.frame4(ttl=64)
+    action, out = router.run(frame)
+    assert action == XDP_REDIRECT
+    assert_forwarded(router, frame, out, 22)
+    assert ipv4_header_ok(out)
+
+
+@pytest.mark.parametrize('ttl', [2, 255])
+def test_ipv4_checksum_stays_valid_at_the_ttl_edges(router, ttl):
+    frame = router.frame4(ttl=ttl, tos=0xb8, ident=0xFFFF)
+    action, out = router.run(frame)
+    assert action == XDP_REDIRECT and out[22] == ttl - 1 and ipv4_header_ok(out)
+
+
+def test_ipv6_is_forwarded_with_hop_limit_decrement(router):
+    frame = router.frame6(hlim=64)
+    action, out = router.run(frame)
+    assert action == XDP_REDIRECT
+    assert_forwarded(router, frame, out, 21)
+
+
+@pytest.mark.parametrize('ttl', [0, 1])
+def test_ipv4_ttl_one_or_less_goes_to_the_kernel_unchanged(router, ttl):
+    frame = router.frame4(ttl=ttl)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+@pytest.mark.parametrize('hlim', [0, 1])
+def test_ipv6_hop_limit_one_or_less_goes_to_the_kernel_unchanged(router, hlim):
+    frame = router.frame6(hlim=hlim)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_arp_goes_to_the_kernel(router):
+    frame = ether('ff:ff:ff:ff:ff:ff', SENDER_MAC, ETH_P_ARP, arp_request(SENDER_MAC, '10.1.0.2', '10.1.0.1'))
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_vlan_tagged_frames_go_to_the_kernel_intact(router):
+    inner = router.frame4()[14:]
+    frame = vlan(router.ports['a0']['mac'], SENDER_MAC, 100, ETH_P_IP, inner)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+@pytest.mark.parametrize('cut', [14, 20, 33])
+def test_truncated_ipv4_goes_to_the_kernel(router, cut):
+    frame = router.frame4()[:cut]
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+@pytest.mark.parametrize('cut', [14, 40, 53])
+def test_truncated_ipv6_goes_to_the_kernel(router, cut):
+    frame = router.frame6()[:cut]
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_missing_neighbour_goes_to_the_kernel_to_resolve_it(router):
+    frame = router.frame4(dst='10.2.0.3')
+    assert router.run(frame) == (XDP_PASS, frame)
+    frame6 = router.frame6(dst='fd02::3')
+    assert router.run(frame6) == (XDP_PASS, frame6)
+
+
+@pytest.mark.parametrize('dst', ['10.9.1.1', '10.8.1.1', '10.7.1.1'])
+def test_blackhole_unreachable_and_prohibit_routes_drop(router, dst):
+    assert router.run(router.frame4(dst=dst))[0] == XDP_DROP
+
+
+def test_egress_port_outside_the_port_map_goes_to_the_kernel_unchanged(router):
+    fd = router.prog.map_fd('tx_ports')
+    try:
+        sysbpf.map_delete(fd, struct.pack('=I', router.ports['b0']['ifindex']))
+    finally:
+        os.close(fd)
+    frame = router.frame4()
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_forwarding_off_goes_to_the_kernel(router):
+    write_sysctl(router.ns, 'net.ipv4.conf.all.forwarding', '0')
+    write_sysctl(router.ns, 'net.ipv4.conf.a0.forwarding', '0')
+    frame = router.frame4()
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_frames_above_the_egress_mtu_go_to_the_kernel_to_fragment(router):
+    with iproute(router.ns) as ipr:
+        ipr.link('set', index=router.ports['b0']['ifindex'], mtu=1280)
+    frame = router.frame4(payload=b'z' * 1400)
+    assert router.run(frame) == (XDP_PASS, frame)
+    frame6 = router.frame6(payload=b'z' * 1400)
+    assert router.run(frame6) == (XDP_PASS, frame6)
+
+
+def test_bad_ipv4_header_checksum_goes_to_the_kernel(router):
+    frame = router.frame4(bad_checksum=True)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_ipv4_options_go_to_the_kernel(router):
+    frame = router.frame4(options=b'\x01\x01\x01\x00')  # NOP NOP NOP EOL
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_ipv6_hop_by_hop_options_go_to_the_kernel(router):
+    hop_by_hop = bytes([17, 0, 1, 4, 0, 0, 0, 0])  # next header UDP, PadN
+    packet = ipv6('fd01::2', 'fd02::2', hop_by_hop + udp(1, 2, b'h'), nexthdr=0)
+    frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, packet)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_ipv4_length_longer_than_the_frame_goes_to_the_kernel(router):
+    frame = bytearray(router.frame4())
+    frame[16:18] = (len(frame)).to_bytes(2, 'big')  # tot_len past the end of the frame
+    frame = bytes(frame)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_every_action_is_counted(router):
+    router.run(router.frame4())
+    router.run(router.frame6())
+    router.run(router.frame4(ttl=1))
+    router.run(router.frame4(dst='10.9.0.1'))
+    stats = router.prog.stats()
+    assert (stats['XDP_REDIRECT'], stats['XDP_PASS'], stats['XDP_DROP'], stats['XDP_ABORTED']) == (2, 1, 1, 0)

@@ -1,0 +1,138 @@
+"""xdp_pass, xdp_redirect and xdp_redirect_map under BPF_PROG_RUN: actions, bytes, counters."""
+
+import os
+
+import pytest
+from bpf_loader import XDP_PASS, XDP_REDIRECT, LoadedProgram
+from packets import ETH_P_ARP, arp_request, ether, ipv4, mac_bytes, udp
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
+
+A_MAC = '02:00:00:00:0a:01'
+B_MAC = '02:00:00:00:0b:01'
+FRAME = ether('02:00:00:00:00:99', A_MAC, 0x0800, ipv4('10.1.0.2', '10.2.0.2', udp(1, 2, b'x' * 18)))
+
+
+@pytest.fixture
+def program(bpf_dir):
+    loaded = []
+
+    def load(name, **kw):
+        loaded.append(LoadedProgram(name, bpf_dir + '/' + name, maps_dir=bpf_dir + '/shared', **kw))
+        return loaded[-1]
+
+    yield load
+    for prog in loaded:
+        prog.close()
+
+
+def test_xdp_pass_passes_unchanged_and_counts(program):
+    prog = program('xdp_pass')
+    action, out = prog.run(FRAME)
+    assert action == XDP_PASS and out == FRAME
+    prog.run(FRAME)
+    assert prog.stats()['XDP_PASS'] == 2
+
+
+def test_xdp_redirect_rewrites_only_the_destination_mac(program):
+    prog = program('xdp_redirect', defines={'DEST_IFINDEX': 1, 'DEST_MAC': B_MAC})
+    action, out = prog.run(FRAME)
+    assert action == XDP_REDIRECT
+    assert out[:6] == mac_bytes(B_MAC)
+    assert out[6:] == FRAME[6:]
+    assert prog.stats()['XDP_REDIRECT'] == 1
+
+
+def test_xdp_redirect_writes_the_source_mac_when_given(program):
+    prog = program('xdp_redirect', defines={'DEST_IFINDEX': 1, 'DEST_MAC': B_MAC, 'SRC_MAC': '02:00:00:00:0c:01'})
+    out = prog.run(FRAME)[1]
+    assert out[:12] == mac_bytes(B_MAC) + mac_bytes('02:00:00:00:0c:01') and out[12:] == FRAME[12:]
+
+
+def test_xdp_redirect_passes_a_bare_ethernet_header(program):
+    prog = program('xdp_redirect', defines={'DEST_IFINDEX': 1, 'DEST_MAC': B_MAC})
+    action = prog.run(FRAME[:14])[0]
+    assert action == XDP_REDIRECT  # 14 bytes is a whole Ethernet header: still forwarded
+
+
+def test_xdp_redirect_without_its_defines_does_not_compile(bpf_dir):
+    with pytest.raises(XdpkitError, match='DEST_IFINDEX is not defined'):
+        LoadedProgram('xdp_redirect', bpf_dir + '/nodefs')
+
+
+@pytest.fixture
+def ports(cleanup):
+    """A namespace with a veth pair whose ifindexes the redirect_map tests use."""
+    ns = cleanup('ns')
+    create_netns(ns)
+    with iproute(ns) as ipr:
+        ipr.link('add', ifname='p0', kind='veth', peer={'ifname': 'p1'})
+        return ns, get_link(ipr, 'p0')['ifindex'], get_link(ipr, 'p1')['ifindex']
+
+
+def set_mac(prog, src, dst):
+    fd = prog.map_fd('mac_table')
+    try:
+        sysbpf.map_update(fd, mac_bytes(src), mac_bytes(dst))
+    finally:
+        os.close(fd)
+
+
+def test_xdp_redirect_map_forwards_known_sources_through_the_port_map(program, ports):
+    ns, p0, p1 = ports
+    prog = program('xdp_redirect_map')
+    set_mac(prog, A_MAC, B_MAC)
+    prog.set_port(p0, p1)
+    with in_netns(ns):
+        action, out = prog.run(FRAME, ingress_ifindex=p0)
+    assert action == XDP_REDIRECT
+    assert out[:6] == mac_bytes(B_MAC) and out[6:] == FRAME[6:]
+
+
+def test_xdp_redirect_map_passes_unknown_sources_unchanged(program, ports):
+    ns, p0, p1 = ports
+    prog = program('xdp_redirect_map')
+    prog.set_port(p0, p1)
+    with in_netns(ns):
+        action, out = prog.run(FRAME, ingress_ifindex=p0)
+    assert action == XDP_PASS and out == FRAME
+
+
+def test_xdp_redirect_map_passes_unchanged_when_the_port_has_no_egress(program, ports):
+    ns, p0 = ports[:2]
+    prog = program('xdp_redirect_map')
+    set_mac(prog, A_MAC, B_MAC)
+    with in_netns(ns):
+        action, out = prog.run(FRAME, ingress_ifindex=p0)
+    assert action == XDP_PASS and out == FRAME, 'a frame for the kernel must keep its MAC'
+    assert prog.stats()['XDP_PASS'] == 1
+
+
+def test_xdp_redirect_map_is_bidirectional(program, ports):
+    ns, p0, p1 = ports
+    prog = program('xdp_redirect_map')
+    set_mac(prog, A_MAC, B_MAC)
+    set_mac(prog, B_MAC, A_MAC)
+    prog.set_port(p0, p1)
+    prog.set_port(p1, p0)
+    back = ether(A_MAC, B_MAC, 0x0800, FRAME[14:])
+    with in_netns(ns):
+        assert prog.run(FRAME, ingress_ifindex=p0)[0] == XDP_REDIRECT
+        action, out = prog.run(back, ingress_ifindex=p1)
+    assert action == XDP_REDIRECT and out[:6] == mac_bytes(A_MAC)
+    assert prog.stats()['XDP_REDIRECT'] == 2
+
+
+def test_xdp_redirect_map_treats_arp_like_any_frame_from_a_known_source(program, ports):
+    ns, p0, p1 = ports
+    prog = program('xdp_redirect_map')
+    set_mac(prog, A_MAC, B_MAC)
+    prog.set_port(p0, p1)
+    arp = ether('ff:ff:ff:ff:ff:ff', A_MAC, ETH_P_ARP, arp_request(A_MAC, '10.1.0.2', '10.1.0.1'))
+    with in_netns(ns):
+        action, out = prog.run(arp, ingress_ifindex=p0)
+    # Layer-2 forwarding by source MAC: the seed's map mode forwards ARP too.
+    assert action == XDP_REDIRECT and out[6:] == arp[6:]

@@ -1,0 +1,53 @@
+"""Load the collection's programs straight from bpf/ for BPF_PROG_RUN tests (no Ansible)."""
+
+import os
+import struct
+
+from conftest import ROOT
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import ACTIONS, read_counters
+
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
+
+
+class LoadedProgram:
+    def __init__(self, name, pin_dir, maps_dir=None, defines=None):
+        self.pin_dir = pin_dir
+        self.maps_dir = maps_dir or pin_dir
+        sources = _bpf.read_source_tree(os.path.join(ROOT, 'bpf', name + '.c'))
+        text = _bpf.flatten_sources(name + '.c', sources)
+        cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir]
+        cflags += _bpf.define_flags(defines or {})
+        for directory in (self.pin_dir, self.maps_dir):
+            os.makedirs(directory, exist_ok=True)
+        for map_name, size in _bpf.devmap_hash_declarations(text):
+            _bpf.ensure_devmap_hash(os.path.join(self.maps_dir, map_name), size)
+        self.bpf, self.fn = _bpf.compile_and_load(text, cflags, name, name + '.c')
+
+    def run(self, frame, ingress_ifindex=0, repeat=1):
+        """(action, bytes out) of one BPF_PROG_RUN."""
+        action, out = sysbpf.prog_test_run(self.fn.fd, frame, repeat=repeat, ingress_ifindex=ingress_ifindex)[:2]
+        return action, out
+
+    def stats(self):
+        fd = sysbpf.obj_get(os.path.join(self.pin_dir, _bpf.STATS_MAP))
+        try:
+            counters = read_counters(fd)
+        finally:
+            os.close(fd)
+        return {action: counters[action]['packets'] for action in ACTIONS}
+
+    def map_fd(self, name):
+        return sysbpf.obj_get(os.path.join(self.maps_dir, name))
+
+    def set_port(self, key_ifindex, value_ifindex, map_name='tx_ports'):
+        fd = self.map_fd(map_name)
+        try:
+            sysbpf.map_update(fd, struct.pack('=I', key_ifindex), struct.pack('=I', value_ifindex))
+        finally:
+            os.close(fd)
+
+    def close(self):
+        self.bpf.cleanup()
