@@ -134,3 +134,34 @@ def add_address(ipr, ifindex, iface):
 def del_address(ipr, ifindex, iface):
     ipr.addr('del', index=ifindex, address=str(iface.ip), prefixlen=iface.network.prefixlen,
              family=socket.AF_INET if iface.version == 4 else socket.AF_INET6)
+
+
+# -- GRO through the ethtool ioctl ------------------------------------------------------------
+# pyroute2 0.7 has no ethtool-netlink; the legacy ioctl is small and works in any kernel.
+SIOCETHTOOL = 0x8946
+ETHTOOL_GGRO = 0x2B
+ETHTOOL_SGRO = 0x2C
+
+
+def _ethtool_value(namespace, ifname, cmd, data=0):
+    import ctypes
+    import fcntl
+    import struct as _struct
+
+    value = ctypes.create_string_buffer(_struct.pack('=II', cmd, data), 8)
+    ifreq = _struct.pack('16sP16x', ifname.encode(), ctypes.addressof(value))
+    with in_netns(namespace):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
+    finally:
+        sock.close()
+    return _struct.unpack('=II', value.raw)[1]
+
+
+def get_gro(namespace, ifname):
+    return bool(_ethtool_value(namespace, ifname, ETHTOOL_GGRO))
+
+
+def set_gro(namespace, ifname, enabled):
+    _ethtool_value(namespace, ifname, ETHTOOL_SGRO, 1 if enabled else 0)

@@ -22,8 +22,10 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import 
     add_address,
     del_address,
     get_addresses,
+    get_gro,
     get_link,
     iproute,
+    set_gro,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
     missing_netns_error,
@@ -49,6 +51,7 @@ def wanted_end(spec):
         'mtu': mtu,
         'mac': normalize_mac(spec['mac']) if spec.get('mac') else None,
         'link_state': spec.get('link_state'),
+        'gro': spec.get('gro'),
     }
 
 
@@ -61,6 +64,7 @@ def end_view(current, addresses):
         'mtu': current['mtu'],
         'mac': current['mac'],
         'link_state': current['state'],
+        'gro': current['gro'],
         'addresses': sorted(str(a) for a in addresses),
     }
 
@@ -69,9 +73,9 @@ def converged_view(before, wanted, address_mode):
     """What an end looks like after convergence. `before` is None for a new end."""
     after = dict(before) if before else {
         'name': wanted['name'], 'namespace': wanted['namespace'], 'ifindex': None,
-        'mtu': 1500, 'mac': None, 'link_state': 'down', 'addresses': [],
+        'mtu': 1500, 'mac': None, 'link_state': 'down', 'gro': False, 'addresses': [],
     }
-    for field in ('mtu', 'mac', 'link_state'):
+    for field in ('mtu', 'mac', 'link_state', 'gro'):
         if wanted[field] is not None:
             after[field] = wanted[field]
     if wanted['addresses'] is not None:
@@ -118,7 +122,8 @@ class VethManager:
                 return None
             link['namespace'] = end['namespace']
             link['addresses'] = get_addresses(ipr, link['ifindex'])
-            return link
+        link['gro'] = get_gro(end['namespace'], end['name'])
+        return link
 
     def _check_pair(self, local, peer):
         """Raise unless the existing links are exactly the requested veth pair."""
@@ -178,6 +183,9 @@ class VethManager:
             if after['link_state'] != old['link_state']:
                 # Up before addresses: taking a link down flushes its IPv6 addresses.
                 ipr.link('set', index=ifindex, state=after['link_state'])
+            if after['gro'] != old.get('gro', False):
+                # GRO on a veth end turns on NAPI, so it accepts redirected frames (5.13+).
+                set_gro(end['namespace'], end['name'], after['gro'])
             to_add, to_remove = address_changes(before, after)
             for iface in to_remove:
                 del_address(ipr, ifindex, iface)

@@ -47,6 +47,12 @@ options:
     type: str
     choices: [up, down]
     default: up
+  gro:
+    description:
+      - Generic receive offload on this end; omitted leaves it as it is.
+      - On a veth, GRO turns on NAPI, which lets the end receive frames that XDP redirects into
+        its peer (kernel 5.13 and later), the alternative to an XDP program on it.
+    type: bool
   peer:
     description: The other end of the pair.
     type: dict
@@ -74,6 +80,9 @@ options:
         type: str
         choices: [up, down]
         default: up
+      gro:
+        description: Generic receive offload on the peer end, as for O(gro).
+        type: bool
   address_mode:
     description:
       - V(exact) converges each end to exactly the listed addresses, removing others.
@@ -152,6 +161,9 @@ interface:
     link_state:
       description: up or down.
       type: str
+    gro:
+      description: Whether generic receive offload is on.
+      type: bool
     addresses:
       description: Addresses in CIDR notation, without IPv6 link-local ones.
       type: list
@@ -179,6 +191,7 @@ def end_options(required_name):
         mtu=dict(type='int'),
         mac=dict(type='str'),
         link_state=dict(type='str', default='up', choices=['up', 'down']),
+        gro=dict(type='bool'),
     )
 
 

@@ -146,3 +146,18 @@ def test_veth_failure_after_creation_removes_the_new_pair(cleanup):
     assert result.get('failed'), result
     assert 'adding address fd77::2/64' in result['msg']
     assert read_end(names('h')) is None and read_end('veth0', names('ns')) is None
+
+
+def test_veth_gro_on_the_peer_converges(cleanup):
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_gro
+    names = cleanup
+    run_module('netns', {'name': names('ns')})
+    args = pair(names)
+    args['peer'] = dict(args['peer'], gro=True)
+    assert run_module('veth', args)['changed']
+    assert get_gro(names('ns'), 'veth0') is True
+    assert not run_module('veth', args)['changed']
+    args['peer']['gro'] = False
+    result = run_module('veth', args, diff=True)
+    assert result['changed'] and result['diff']['before']['peer']['gro'] is True
+    assert get_gro(names('ns'), 'veth0') is False

@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a namespace's links look like (ifindex, MAC, addresses, XDP, counters), and how many
+datagrams its kernel forwarded: the facts the scenario roles build on."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    XdpkitError,
+    check_ifname,
+    check_netns_name,
+    describe_ns,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
+    get_addresses,
+    iproute,
+    link_names,
+    link_to_dict,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
+    in_netns,
+    missing_netns_error,
+    netns_exists,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp import attached_program, program_info
+
+STAT_KEYS = ('rx_packets', 'tx_packets', 'rx_bytes', 'tx_bytes', 'rx_dropped', 'tx_dropped')
+
+
+def parse_snmp(text):
+    """{'Ip': {'ForwDatagrams': n, ...}, ...} from /proc/net/snmp's header/value line pairs."""
+    tables = {}
+    lines = text.splitlines()
+    for header, values in zip(lines[::2], lines[1::2]):
+        name, _sep, fields = header.partition(':')
+        tables[name] = dict(zip(fields.split(), (int(v) for v in values.partition(':')[2].split())))
+    return tables
+
+
+def parse_snmp6(text):
+    return {key: int(value) for key, value in (line.split() for line in text.splitlines() if line.strip())}
+
+
+def forwarded_datagrams(namespace):
+    """Datagrams the namespace's kernel forwarded itself (IPv4 and IPv6).
+
+    /proc/thread-self/net follows this thread's namespace; /proc/net would follow the
+    process's."""
+    with in_netns(namespace):
+        with open('/proc/thread-self/net/snmp') as handle:
+            ipv4 = parse_snmp(handle.read())['Ip']['ForwDatagrams']
+        with open('/proc/thread-self/net/snmp6') as handle:
+            ipv6 = parse_snmp6(handle.read()).get('Ip6OutForwDatagrams', 0)
+    return {'ipv4': ipv4, 'ipv6': ipv6}
+
+
+def describe_link(ipr, msg):
+    link = link_to_dict(msg)
+    stats = msg.get_attr('IFLA_STATS64') or msg.get_attr('IFLA_STATS') or {}
+    link['stats'] = {key: stats.get(key, 0) for key in STAT_KEYS}
+    link['addresses'] = sorted(str(a) for a in get_addresses(ipr, link['ifindex']))
+    link['peer_ifindex'] = link.pop('link')
+    attached = attached_program(ipr, link['ifindex'])
+    link['xdp'] = None
+    if attached:
+        info = program_info(attached['prog_id']) or {'id': attached['prog_id'], 'name': None, 'tag': None}
+        link['xdp'] = {'prog_id': info['id'], 'name': info['name'], 'tag': info['tag'], 'mode': attached['mode']}
+    return link
+
+
+class LinkInfoReader:
+    def __init__(self, params, check_mode=False):
+        self.namespace = params.get('namespace') or None
+        if self.namespace:
+            check_netns_name(self.namespace)
+        self.names = [check_ifname(n) for n in params.get('names') or []]
+
+    def run(self):
+        if self.namespace and not netns_exists(self.namespace):
+            raise missing_netns_error(self.namespace)
+        with iproute(self.namespace) as ipr:
+            links = {}
+            for msg in ipr.get_links():
+                link = describe_link(ipr, msg)
+                if not self.names or link['name'] in self.names:
+                    links[link['name']] = link
+            missing = [n for n in self.names if n not in links]
+            if missing:
+                raise XdpkitError("interface '%s' does not exist in %s (existing: %s)" % (
+                    missing[0], describe_ns(self.namespace), ', '.join(link_names(ipr))))
+        return {'changed': False, 'namespace': self.namespace, 'links': links,
+                'forwarded': forwarded_datagrams(self.namespace)}
