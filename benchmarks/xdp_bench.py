@@ -1,0 +1,531 @@
+"""Forwarding rate of each XDP mode against the kernel, side by side, and control-plane cost.
+
+    scripts/benchmark                          # the full run, results in benchmarks/results/
+    scripts/benchmark --packets 2000 --runs 1 --sizes 64 --control-plane quick --out /tmp/b
+
+The test bed is built with the collection's own playbook and modules: a generator namespace
+and a sink namespace, each joined to the host by a veth pair; the host forwards between them.
+
+    [gen ns: g0] ==veth== [host: PREFIX-g | forwarder | PREFIX-s] ==veth== [sink ns: s0]
+
+The generator is bpf/xdp_trafficgen.c run by BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES in
+the generator namespace: real frames, transmitted with XDP_TX out of g0. The sink is
+bpf/xdp_sink.c on s0, which counts and drops. Delivered = the sink's count; loss = sent -
+delivered. Rates are delivered packets over the generator's wall time. Absolute numbers on
+a shared VM are noisy: compare the modes within one run.
+
+Runs as root under the project venv's Python (which sees Debian's bcc and pyroute2).
+"""
+
+import argparse
+import datetime
+import ipaddress
+import json
+import os
+import platform
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, '.collections'))
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import (  # noqa: E402
+    find_stats_map,
+    interface_program,
+    read_counters,
+)
+
+MODES = ('kernel', 'hardcoded', 'map', 'fib4', 'fib6', 'limit')
+GEN_MAC, HOST_G_MAC, HOST_S_MAC, SINK_MAC = ('02:bb:00:00:01:02', '02:bb:00:00:01:01',
+                                              '02:bb:00:00:02:01', '02:bb:00:00:02:02')
+NET4 = ('10.201.1', '10.201.2')
+NET6 = ('fd00:201:1', 'fd00:201:2')
+PROGRAMS = ('xdp_pass', 'xdp_redirect', 'xdp_redirect_map', 'xdp_router', 'xdp_sink', 'xdp_trafficgen')
+
+
+def log(*args):
+    print('[bench]', *args, file=sys.stderr, flush=True)
+
+
+# -- Ansible: the collection's own playbook and modules ----------------------------------------
+def ansible_env():
+    env = dict(os.environ)
+    env.update(ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               PATH=os.path.join(ROOT, '.venv', 'bin') + os.pathsep + env.get('PATH', ''))
+    return env
+
+
+def module(name, **args):
+    """Run xdpkit.forwarding.NAME on localhost; raise with Ansible's output on failure."""
+    proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible'), 'localhost', '-m',
+                           'xdpkit.forwarding.' + name, '-a', json.dumps(args)],
+                          cwd=ROOT, env=ansible_env(), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError('xdpkit.forwarding.%s %s failed:\n%s%s' % (name, args, proc.stdout[-3000:],
+                                                                     proc.stderr[-2000:]))
+
+
+def playbook(path, extra_vars, label):
+    with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
+        json.dump(extra_vars, handle)
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), path, '-e', '@' + handle.name],
+                              cwd=ROOT, env=ansible_env(), capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - start
+    finally:
+        os.unlink(handle.name)
+    if proc.returncode != 0:
+        raise RuntimeError('%s failed:\n%s%s' % (label, proc.stdout[-4000:], proc.stderr[-2000:]))
+    return elapsed
+
+
+# -- the test bed ------------------------------------------------------------------------------
+class Bed:
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.gen_ns, self.sink_ns = prefix + '-gen', prefix + '-sink'
+        self.port_g, self.port_s = prefix + '-g', prefix + '-s'
+        self.maps_dir = '/sys/fs/bpf/xdpkit/%s-maps' % prefix
+
+    def topology(self, state):
+        return {
+            'state': state, 'lab_ping_checks': [],
+            'lab_topology_namespaces': [self.gen_ns, self.sink_ns],
+            'lab_topology_links': [
+                {'name': self.port_g, 'mac': HOST_G_MAC, 'addresses': [NET4[0] + '.1/24', NET6[0] + '::1/64'],
+                 'peer': {'name': 'g0', 'namespace': self.gen_ns, 'mac': GEN_MAC,
+                          'addresses': [NET4[0] + '.2/24', NET6[0] + '::2/64']}},
+                {'name': self.port_s, 'mac': HOST_S_MAC, 'addresses': [NET4[1] + '.1/24', NET6[1] + '::1/64'],
+                 'peer': {'name': 's0', 'namespace': self.sink_ns, 'mac': SINK_MAC,
+                          'addresses': [NET4[1] + '.2/24', NET6[1] + '::2/64']}},
+            ],
+            'lab_topology_routes': [
+                {'namespace': self.gen_ns, 'dest': 'default', 'gateway': NET4[0] + '.1'},
+                {'namespace': self.gen_ns, 'dest': 'default', 'gateway': NET6[0] + '::1'},
+            ],
+            # The sink drops ARP and ND too: without permanent entries the host's neighbours
+            # would stay FAILED and the FIB lookup would send every frame to the kernel.
+            'lab_topology_neighbours': [
+                {'address': NET4[1] + '.2', 'mac': SINK_MAC, 'device': self.port_s},
+                {'address': NET6[1] + '::2', 'mac': SINK_MAC, 'device': self.port_s},
+            ],
+            'lab_topology_sysctls': [
+                {'name': 'net.ipv4.conf.all.forwarding', 'value': '1'},
+                {'name': 'net.ipv6.conf.all.forwarding', 'value': '1'},
+            ],
+        }
+
+    def up(self):
+        playbook('playbooks/lab.yml', self.topology('present'), 'building the test bed')
+        with iproute() as ipr:
+            self.ifindex_g = get_link(ipr, self.port_g)['ifindex']
+            self.ifindex_s = get_link(ipr, self.port_s)['ifindex']
+        with iproute(self.gen_ns) as ipr:
+            self.ifindex_g0 = get_link(ipr, 'g0')['ifindex']
+        module('xdp_program', interface='s0', namespace=self.sink_ns, program='xdp_sink')
+
+    def down(self):
+        for args in ({'interface': self.port_g, 'maps_dir': self.maps_dir},
+                     {'interface': 's0', 'namespace': self.sink_ns}):
+            try:
+                module('xdp_program', state='absent', **args)
+            except RuntimeError as exc:
+                log('teardown:', exc)
+        playbook('playbooks/lab.yml', self.topology('absent'), 'removing the test bed')
+        _bpf.remove_pins(self.maps_dir)
+
+    def configure(self, mode):
+        """Put mode's forwarder on the host port facing the generator."""
+        port = {'interface': self.port_g, 'maps_dir': self.maps_dir}
+        if mode == 'kernel':
+            module('xdp_program', program='xdp_pass', **port)
+        elif mode == 'limit':
+            module('xdp_program', program='xdp_sink', **port)
+        elif mode == 'hardcoded':
+            module('xdp_program', program='xdp_redirect',
+                   defines={'DEST_IFINDEX': self.ifindex_s, 'DEST_MAC': SINK_MAC}, **port)
+        elif mode == 'map':
+            module('xdp_program', program='xdp_redirect_map', **port)
+            module('xdp_map', path=self.maps_dir + '/tx_ports', exclusive=True,
+                   entries=[{'key': self.port_g, 'value': self.port_s}])
+            module('xdp_map', path=self.maps_dir + '/mac_table', exclusive=True,
+                   entries=[{'key': GEN_MAC, 'value': SINK_MAC}])
+        else:
+            module('xdp_program', program='xdp_router', **port)
+            module('xdp_map', path=self.maps_dir + '/tx_ports', exclusive=True,
+                   entries=[{'key': self.port_s, 'value': self.port_s}])
+
+    def counter(self, namespace, interface, action):
+        program = interface_program(namespace, interface)
+        fd = find_stats_map(program['id'])
+        try:
+            return read_counters(fd)[action]['packets']
+        finally:
+            os.close(fd)
+
+
+# -- CPU placement -----------------------------------------------------------------------------
+def write_sysfs_in_netns(namespace, relative, value):
+    """/sys/class/net shows the namespace sysfs was mounted in: a child in its own mount
+    namespace enters the network namespace, mounts a fresh sysfs and writes there."""
+    import ctypes
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+                os._exit(2)
+            libc.mount(b'none', b'/', None, 0x4000 | 0x40000, None)  # MS_REC | MS_PRIVATE
+            fd = os.open('/run/netns/' + namespace, os.O_RDONLY)
+            if libc.setns(fd, 0x40000000) != 0:
+                os._exit(3)
+            if libc.mount(b'sysfs', b'/sys', b'sysfs', 0, None) != 0:
+                os._exit(4)
+            with open('/sys/' + relative, 'w') as handle:
+                handle.write(value)
+            code = 0
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1] == 0
+
+
+def place_cpus():
+    """Generator on the first CPU; NAPI work, once threaded, on the second."""
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[0]})
+    return {'cpus': len(cpus), 'generator_cpu': cpus[0], 'threaded_napi': False,
+            'napi_cpu': cpus[1] if len(cpus) > 1 else None}
+
+
+def thread_napi(bed, how):
+    """Threaded NAPI for the forwarding port and the sink, so the forwarder and the sink run
+    in kthreads the scheduler can put on another CPU than the generator. A veth has NAPI only
+    while an XDP program is attached, so this follows every configure()."""
+    if how['napi_cpu'] is None:
+        return
+    try:
+        with open('/sys/class/net/%s/threaded' % bed.port_g, 'w') as handle:
+            handle.write('1')
+    except OSError as exc:
+        log('threaded NAPI not available on %s: %s' % (bed.port_g, exc))
+        return
+    sink = write_sysfs_in_netns(bed.sink_ns, 'class/net/s0/threaded', '1')
+    how['threaded_napi'] = True if sink else 'forwarding port only'
+    how['napi_threads'] = pin_napi_threads(bed, how['napi_cpu'])
+
+
+def pin_napi_threads(bed, cpu):
+    """NAPI kthreads appear when a program is attached; pin the current ones to `cpu`."""
+    pinned = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/comm' % pid) as handle:
+                comm = handle.read().strip()
+        except OSError:
+            continue
+        if comm.startswith('napi/%s-' % bed.port_g[:10]) or comm.startswith('napi/s0-'):
+            try:
+                os.sched_setaffinity(int(pid), {cpu})
+                pinned.append(comm)
+            except OSError:
+                pass
+    return pinned
+
+
+# -- traffic -----------------------------------------------------------------------------------
+class Generator:
+    def __init__(self, bed, family):
+        self.bed = bed
+        src = ipaddress.ip_address((NET4[0] + '.2') if family == 4 else (NET6[0] + '::2'))
+        dst = ipaddress.ip_address((NET4[1] + '.2') if family == 4 else (NET6[1] + '::2'))
+        defines = {'GEN_SRC_MAC': GEN_MAC, 'GEN_DST_MAC': HOST_G_MAC, 'GEN_IPV6': int(family == 6)}
+        if family == 4:
+            defines.update(GEN_SRC_IP4=int(src), GEN_DST_IP4=int(dst))
+        else:
+            for name, addr in (('SRC', src), ('DST', dst)):
+                for i, word in enumerate(struct.unpack('!4I', addr.packed)):
+                    defines['GEN_%s_IP6_%d' % (name, i)] = word
+        pin_dir = '/sys/fs/bpf/xdpkit/%s-gen%d' % (bed.prefix, family)
+        self.pin_dir = pin_dir
+        os.makedirs(pin_dir, exist_ok=True)
+        sources = _bpf.read_source_tree(os.path.join(ROOT, 'bpf', 'xdp_trafficgen.c'))
+        text = _bpf.flatten_sources('xdp_trafficgen.c', sources)
+        cflags = ['-DXDPKIT_PIN_DIR="%s"' % pin_dir] + _bpf.define_flags(defines)
+        self.bpf, self.fn = _bpf.compile_and_load(text, cflags, 'xdp_trafficgen', 'xdp_trafficgen.c')
+
+    def send(self, size, packets):
+        """Transmit `packets` frames of `size` bytes from g0; return the wall time."""
+        frame = bytes(size)
+        start = time.perf_counter()
+        with in_netns(self.bed.gen_ns):
+            sysbpf.prog_test_run(self.fn.fd, frame, repeat=packets, ingress_ifindex=self.bed.ifindex_g0,
+                                 flags=sysbpf.BPF_F_TEST_XDP_LIVE_FRAMES)
+        return time.perf_counter() - start
+
+    def close(self):
+        self.bpf.cleanup()
+        _bpf.remove_pins(self.pin_dir)
+
+
+def settle(read, timeout=2.0):
+    """The last frames are still in flight when the generator returns: wait for the count."""
+    last, stable, deadline = read(), 0, time.monotonic() + timeout
+    while stable < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+        now = read()
+        stable = stable + 1 if now == last else 0
+        last = now
+    return last
+
+
+def measure(bed, generator, mode, size, packets):
+    if mode == 'limit':
+        read = lambda: bed.counter(None, bed.port_g, 'XDP_DROP')  # noqa: E731
+    else:
+        read = lambda: bed.counter(bed.sink_ns, 's0', 'XDP_DROP')  # noqa: E731
+    before = read()
+    elapsed = generator.send(size, packets)
+    delivered = settle(read) - before
+    return {'pps': delivered / elapsed, 'delivered': delivered, 'lost': packets - delivered, 'seconds': elapsed}
+
+
+def program_cost(bed, mode, repeat):
+    """ns per packet of mode's forwarder on a fixed 64-byte frame, from BPF_PROG_RUN.
+
+    Repeated runs reuse one buffer, which the router changes (TTL): start at TTL 255 and run
+    in slices of 250, so every run takes the forwarding path, never the TTL <= 1 one."""
+    program = interface_program(None, bed.port_g)
+    if mode == 'fib6':
+        l3 = struct.pack('!IHBB16s16s', 6 << 28, 18, 17, 255, ipaddress.ip_address(NET6[0] + '::2').packed,
+                         ipaddress.ip_address(NET6[1] + '::2').packed) + bytes(18)
+        proto = 0x86DD
+    else:
+        header = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 46, 0, 0x4000, 255, 17, 0,
+                             ipaddress.ip_address(NET4[0] + '.2').packed, ipaddress.ip_address(NET4[1] + '.2').packed)
+        csum = sum(struct.unpack('!10H', header))
+        csum = ~((csum & 0xFFFF) + (csum >> 16)) & 0xFFFF
+        l3 = header[:10] + struct.pack('!H', csum) + header[12:] + bytes(26)
+        proto = 0x0800
+    frame = bytes.fromhex(HOST_G_MAC.replace(':', '') + GEN_MAC.replace(':', '')) + struct.pack('!H', proto) + l3
+    fd = sysbpf.prog_fd_by_id(program['id'])
+    total_ns, runs, actions = 0, 0, set()
+    try:
+        while runs < repeat:
+            batch = min(250, repeat - runs)
+            action, _out, duration = sysbpf.prog_test_run(fd, frame, repeat=batch, ingress_ifindex=bed.ifindex_g)
+            total_ns += duration * batch
+            runs += batch
+            actions.add(action)
+    finally:
+        os.close(fd)
+    return {'program': program['name'], 'ns_per_packet': round(total_ns / runs, 1), 'actions': sorted(actions)}
+
+
+# -- control plane -----------------------------------------------------------------------------
+def compile_seconds(prefix):
+    seconds = {}
+    for name in PROGRAMS:
+        pin_dir = '/sys/fs/bpf/xdpkit/%s-compile-%s' % (prefix, name)
+        os.makedirs(pin_dir, exist_ok=True)
+        defines = {'DEST_IFINDEX': 1, 'DEST_MAC': SINK_MAC} if name == 'xdp_redirect' else {}
+        if name == 'xdp_trafficgen':
+            defines = {'GEN_SRC_MAC': GEN_MAC, 'GEN_DST_MAC': HOST_G_MAC, 'GEN_SRC_IP4': 1, 'GEN_DST_IP4': 2}
+        text = _bpf.flatten_sources(name + '.c', _bpf.read_source_tree(os.path.join(ROOT, 'bpf', name + '.c')))
+        cflags = ['-DXDPKIT_PIN_DIR="%s"' % pin_dir] + _bpf.define_flags(defines)
+        try:
+            for map_name, size in _bpf.devmap_hash_declarations(text):
+                _bpf.ensure_devmap_hash(os.path.join(pin_dir, map_name), size)
+            start = time.perf_counter()
+            bpf, _fn = _bpf.compile_and_load(text, cflags, name, name + '.c')
+            seconds[name] = round(time.perf_counter() - start, 3)
+            bpf.cleanup()
+        finally:
+            _bpf.remove_pins(pin_dir)
+    return seconds
+
+
+def pairs_topology(prefix, pairs, state):
+    links, namespaces = [], []
+    for i in range(pairs):
+        ns = '%s-p%d' % (prefix, i)
+        namespaces.append(ns)
+        links.append({'name': '%s-h%d' % (prefix, i), 'addresses': ['10.220.%d.1/24' % i],
+                      'peer': {'name': 'veth0', 'namespace': ns, 'addresses': ['10.220.%d.2/24' % i]}})
+    routes = [{'namespace': ns, 'dest': 'default', 'gateway': '10.220.%d.1' % i} for i, ns in enumerate(namespaces)]
+    return {'state': state, 'lab_ping_checks': [], 'lab_topology_namespaces': namespaces,
+            'lab_topology_links': links, 'lab_topology_routes': routes, 'lab_topology_sysctls': []}
+
+
+def control_plane(prefix, level, pair_counts):
+    result = {'compile_seconds': compile_seconds(prefix)}
+    if level == 'full':
+        site = {'xdpkit_name_prefix': prefix + 'x'}
+        result['site_yml_seconds'] = {
+            'from_nothing': round(playbook('site.yml', site, 'site.yml'), 1),
+            'rerun': round(playbook('site.yml', site, 'site.yml again'), 1),
+            'teardown': round(playbook('site.yml', dict(site, state='absent'), 'teardown'), 1),
+        }
+    result['converge_seconds_by_pairs'] = {}
+    for pairs in pair_counts:
+        up = playbook('playbooks/lab.yml', pairs_topology(prefix, pairs, 'present'), '%d pairs' % pairs)
+        down = playbook('playbooks/lab.yml', pairs_topology(prefix, pairs, 'absent'), '%d pairs down' % pairs)
+        result['converge_seconds_by_pairs'][str(pairs)] = {'converge': round(up, 1), 'teardown': round(down, 1)}
+    return result
+
+
+# -- output ------------------------------------------------------------------------------------
+def markdown(results):
+    lines = ['# xdpkit forwarding benchmark', '',
+             '%s on %s (%s, kernel %s, %d CPUs). %s' % (
+                 results['date'], results['machine']['hostname'], results['machine']['cpu'],
+                 results['machine']['kernel'], results['machine']['cpus'], results['how']['summary']), '',
+             'Delivered Mpps at the sink, median of %d runs of %d packets (min - max); loss is the median share '
+             'of sent packets that did not arrive.' % (results['runs'], results['packets']), '',
+             '| mode | ' + ' | '.join('%d B' % s for s in results['sizes']) + ' | loss at %d B | ns/packet |'
+             % results['sizes'][0],
+             '|---|' + '---|' * (len(results['sizes']) + 2)]
+    for mode in MODES:
+        cells = []
+        for size in results['sizes']:
+            point = results['rates'][mode][str(size)]
+            cells.append('%.3f (%.3f - %.3f)' % (point['median_mpps'], point['min_mpps'], point['max_mpps']))
+        loss = results['rates'][mode][str(results['sizes'][0])]['median_loss']
+        cost = results['cost'].get(mode)
+        cost_text = '%.0f (%s)' % (cost['ns_per_packet'], cost['program']) if cost else ''
+        lines.append('| %s | %s | %.1f%% | %s |' % (mode, ' | '.join(cells), 100 * loss, cost_text))
+    headline = results.get('headline')
+    if headline:
+        lines += ['', '**fib / kernel at %d bytes: %.2fx** (IPv4); fib IPv6 / kernel: %.2fx.' % (
+            results['sizes'][0], headline['fib4_over_kernel'], headline['fib6_over_kernel'])]
+    cp = results['control_plane']
+    lines += ['', '## Control plane', '', 'bcc compile seconds: ' + ', '.join(
+        '%s %.2f' % kv for kv in sorted(cp['compile_seconds'].items()))]
+    if 'site_yml_seconds' in cp:
+        s = cp['site_yml_seconds']
+        lines.append('site.yml: %.1f s from nothing, %.1f s re-run (no changes), %.1f s teardown.' % (
+            s['from_nothing'], s['rerun'], s['teardown']))
+    lines.append('Lab converge by namespace pairs: ' + ', '.join(
+        '%s pair(s) %.1f s (teardown %.1f s)' % (k, v['converge'], v['teardown'])
+        for k, v in cp['converge_seconds_by_pairs'].items()))
+    return '\n'.join(lines) + '\n'
+
+
+def plot(results, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    sizes = results['sizes']
+    width = 0.8 / len(MODES)
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for i, mode in enumerate(MODES):
+        med = [results['rates'][mode][str(s)]['median_mpps'] for s in sizes]
+        low = [m - results['rates'][mode][str(s)]['min_mpps'] for m, s in zip(med, sizes, strict=True)]
+        high = [results['rates'][mode][str(s)]['max_mpps'] - m for m, s in zip(med, sizes, strict=True)]
+        xs = [j + (i - (len(MODES) - 1) / 2) * width for j in range(len(sizes))]
+        ax.bar(xs, med, width, yerr=[low, high], capsize=2, label=mode)
+    ax.set_xticks(range(len(sizes)), ['%d B' % s for s in sizes])
+    ax.set_ylabel('delivered Mpps (median, min-max)')
+    ax.set_title('XDP forwarding vs kernel, %s, %s' % (results['machine']['hostname'], results['date'][:10]))
+    ax.legend(ncols=3, fontsize='small')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def machine():
+    cpu = 'unknown'
+    try:
+        with open('/proc/cpuinfo') as handle:
+            cpu = next(line.split(':', 1)[1].strip() for line in handle if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return {'hostname': platform.node(), 'kernel': platform.release(), 'cpu': cpu, 'cpus': os.cpu_count()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
+    parser.add_argument('--packets', type=int, default=1000000, help='packets per run')
+    parser.add_argument('--runs', type=int, default=5, help='runs per point (the median is reported)')
+    parser.add_argument('--sizes', type=int, nargs='+', default=[64, 512, 1500], help='frame sizes in bytes')
+    parser.add_argument('--cost-repeat', type=int, default=1000000, help='BPF_PROG_RUN repeat for ns/packet')
+    parser.add_argument('--control-plane', choices=['full', 'quick', 'none'], default='full',
+                        help='full: site.yml and 1/8/32 namespace pairs; quick: compile times and 1 pair')
+    parser.add_argument('--prefix', default='bench', help='prefix of namespace and link names')
+    parser.add_argument('--out', default=os.path.join(HERE, 'results'), help='output directory')
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        parser.error('run as root (namespaces, XDP, BPF_PROG_RUN)')
+    if min(args.sizes) < 64 or max(args.sizes) > 1514:
+        parser.error('frame sizes must be between 64 and 1514 bytes')
+
+    bed = Bed(args.prefix)
+    results = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+               'machine': machine(), 'packets': args.packets, 'runs': args.runs, 'sizes': args.sizes,
+               'rates': {}, 'cost': {}}
+    generators = {}
+    log('building the test bed')
+    bed.up()
+    try:
+        how = place_cpus()
+        generators = {4: Generator(bed, 4), 6: Generator(bed, 6)}
+        for mode in MODES:
+            log('mode', mode)
+            bed.configure(mode)
+            thread_napi(bed, how)
+            generator = generators[6 if mode == 'fib6' else 4]
+            # One short run first: the kernel resolves nothing here (neighbours are permanent),
+            # but page pools and NAPI threads warm up.
+            measure(bed, generator, mode, args.sizes[0], min(args.packets, 10000))
+            results['rates'][mode] = {}
+            for size in args.sizes:
+                samples = [measure(bed, generator, mode, size, args.packets) for _ in range(args.runs)]
+                mpps = [s['pps'] / 1e6 for s in samples]
+                results['rates'][mode][str(size)] = {
+                    'median_mpps': statistics.median(mpps), 'min_mpps': min(mpps), 'max_mpps': max(mpps),
+                    'median_loss': statistics.median(s['lost'] / args.packets for s in samples),
+                    'samples': samples}
+                log('  %4d B: %.3f Mpps (%.3f - %.3f)' % (size, statistics.median(mpps), min(mpps), max(mpps)))
+            results['cost'][mode] = program_cost(bed, mode, args.cost_repeat)
+        how['summary'] = 'Generator pinned to CPU %d; %s.' % (
+            how['generator_cpu'], 'threaded NAPI for the forwarding port and the sink, pinned to CPU %s'
+            % how['napi_cpu'] if how['threaded_napi'] else 'NAPI in softirq on the generator\'s CPU')
+        results['how'] = how
+    finally:
+        for generator in generators.values():
+            generator.close()
+        log('removing the test bed')
+        bed.down()
+    kernel = results['rates']['kernel'][str(args.sizes[0])]['median_mpps']
+    if kernel > 0:
+        results['headline'] = {
+            'fib4_over_kernel': results['rates']['fib4'][str(args.sizes[0])]['median_mpps'] / kernel,
+            'fib6_over_kernel': results['rates']['fib6'][str(args.sizes[0])]['median_mpps'] / kernel}
+    log('control plane (%s)' % args.control_plane)
+    if args.control_plane == 'none':
+        results['control_plane'] = {'compile_seconds': {}, 'converge_seconds_by_pairs': {}}
+    else:
+        results['control_plane'] = control_plane(args.prefix, args.control_plane,
+                                                 [1, 8, 32] if args.control_plane == 'full' else [1])
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, 'benchmark.json'), 'w') as handle:
+        json.dump(results, handle, indent=1)
+    with open(os.path.join(args.out, 'benchmark.md'), 'w') as handle:
+        handle.write(markdown(results))
+    plot(results, os.path.join(args.out, 'benchmark.png'))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The benchmark end to end on a tiny packet count: it runs, every mode delivers, the outputs
+are written. Nothing is asserted on speed (that is what the benchmark itself is for)."""
+
+import json
+import os
+import subprocess
+
+from conftest import ROOT, VENV_BIN
+
+
+def test_benchmark_runs_on_a_tiny_packet_count(cleanup, tmp_path):
+    proc = subprocess.run(
+        [os.path.join(VENV_BIN, 'python'), os.path.join(ROOT, 'benchmarks', 'xdp_bench.py'),
+         '--packets', '3000', '--runs', '2', '--sizes', '64', '1500', '--cost-repeat', '1000',
+         '--control-plane', 'quick', '--prefix', cleanup.prefix, '--out', str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    with open(tmp_path / 'benchmark.json') as handle:
+        results = json.load(handle)
+    assert set(results['rates']) == {'kernel', 'hardcoded', 'map', 'fib4', 'fib6', 'limit'}
+    for mode, by_size in results['rates'].items():
+        assert set(by_size) == {'64', '1500'}, mode
+        for size, point in by_size.items():
+            assert len(point['samples']) == 2
+            assert all(s['delivered'] > 0 for s in point['samples']), (mode, size, point)
+            assert point['min_mpps'] <= point['median_mpps'] <= point['max_mpps']
+    # Each forwarder took its forwarding path in the ns/packet measurement.
+    assert results['cost']['fib4']['actions'] == [4] and results['cost']['fib6']['actions'] == [4]
+    assert results['cost']['map']['actions'] == [4] and results['cost']['hardcoded']['actions'] == [4]
+    assert results['headline']['fib4_over_kernel'] > 0
+    assert set(results['control_plane']['compile_seconds']) >= {'xdp_router', 'xdp_trafficgen'}
+    assert results['control_plane']['converge_seconds_by_pairs']['1']['converge'] > 0
+    assert (tmp_path / 'benchmark.png').stat().st_size > 1000
+    assert '| fib4 |' in (tmp_path / 'benchmark.md').read_text()
+    assert not os.path.exists('/run/netns/%s-gen' % cleanup.prefix), 'the test bed is removed'
