@@ -54,6 +54,54 @@ static __always_inline int ipv4_header_checksum_ok(struct iphdr *iph)
 	return sum == 0xFFFF;
 }
 
+/* Sources the kernel calls martian and drops (ip_route_input_slow): this-network, loopback,
+ * multicast and limited broadcast. The FIB lookup only looks at the destination, so they are
+ * handed to the kernel rather than forwarded. */
+static __always_inline int ipv4_martian_source(__be32 saddr)
+{
+	u32 addr = bpf_ntohl(saddr);
+
+	return (addr >> 24) == 0 || (addr >> 24) == 127 || (addr >> 28) == 0xE || addr == 0xFFFFFFFF;
+}
+
+/* Addresses ipv6_rcv() and ip6_forward() refuse: unspecified, loopback, multicast (as source),
+ * IPv4-mapped (RFC 4291 2.5.5.2) and link-local (never forwarded). */
+static __always_inline int ipv6_refused_source(struct in6_addr *addr)
+{
+	__u32 w0 = bpf_ntohl(addr->in6_u.u6_addr32[0]);
+	__u32 w1 = addr->in6_u.u6_addr32[1];
+	__u32 w2 = bpf_ntohl(addr->in6_u.u6_addr32[2]);
+	__u32 w3 = bpf_ntohl(addr->in6_u.u6_addr32[3]);
+
+	if ((w0 >> 24) == 0xFF || (w0 & 0xFFC00000) == 0xFE800000)
+		return 1;
+	if (w0 == 0 && w1 == 0 && (w2 == 0 || w2 == 0xFFFF))
+		return w2 == 0xFFFF || w3 <= 1;  /* v4-mapped; :: and ::1 */
+	return 0;
+}
+
+static __always_inline int ipv6_refused_destination(struct in6_addr *addr)
+{
+	__u32 w0 = bpf_ntohl(addr->in6_u.u6_addr32[0]);
+	__u32 w1 = addr->in6_u.u6_addr32[1];
+	__u32 w2 = bpf_ntohl(addr->in6_u.u6_addr32[2]);
+	__u32 w3 = bpf_ntohl(addr->in6_u.u6_addr32[3]);
+
+	if ((w0 & 0xFFC00000) == 0xFE800000)
+		return 1;
+	return w0 == 0 && w1 == 0 && (w2 == 0xFFFF || (w2 == 0 && w3 <= 1));
+}
+
+/* The kernel trims a frame to its IP length before forwarding (Ethernet padding, trailing
+ * bytes); do the same, as the last step, since it invalidates packet pointers. */
+static __always_inline void trim_to_ip_length(struct xdp_md *ctx, void *l3, __u32 ip_length, void *data_end)
+{
+	long excess = data_end - (l3 + ip_length);
+
+	if (excess > 0)
+		bpf_xdp_adjust_tail(ctx, (int)-excess);
+}
+
 /* What to do with a lookup result other than success. */
 static __always_inline int fib_failure_action(int rc)
 {
@@ -88,7 +136,7 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	if (bpf_ntohs(iph->tot_len) < sizeof(*iph) ||
 	    (void *)iph + bpf_ntohs(iph->tot_len) > data_end)
 		return XDP_PASS;
-	if (!ipv4_header_checksum_ok(iph))
+	if (!ipv4_header_checksum_ok(iph) || ipv4_martian_source(iph->saddr))
 		return XDP_PASS;
 
 	fib.family = AF_INET;
@@ -111,6 +159,7 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	ipv4_decrease_ttl(iph);
 	xdpkit_copy_mac(eth->h_dest, fib.dmac);
 	xdpkit_copy_mac(eth->h_source, fib.smac);
+	trim_to_ip_length(ctx, iph, bpf_ntohs(iph->tot_len), data_end);
 	return XDP_REDIRECT;
 }
 
@@ -128,9 +177,9 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 		return XDP_PASS;
 	if ((void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len) > data_end)
 		return XDP_PASS;
-	/* Link-local traffic is never forwarded; the kernel answers it with ICMP. */
-	if ((ip6h->saddr.in6_u.u6_addr8[0] == 0xfe && (ip6h->saddr.in6_u.u6_addr8[1] & 0xc0) == 0x80) ||
-	    (ip6h->daddr.in6_u.u6_addr8[0] == 0xfe && (ip6h->daddr.in6_u.u6_addr8[1] & 0xc0) == 0x80))
+	/* Link-local traffic is never forwarded (the kernel answers it with ICMP); the other
+	 * refused addresses the kernel drops. */
+	if (ipv6_refused_source(&ip6h->saddr) || ipv6_refused_destination(&ip6h->daddr))
 		return XDP_PASS;
 
 	fib.family = AF_INET6;
@@ -151,6 +200,7 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	ip6h->hop_limit--;
 	xdpkit_copy_mac(eth->h_dest, fib.dmac);
 	xdpkit_copy_mac(eth->h_source, fib.smac);
+	trim_to_ip_length(ctx, ip6h, sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len), data_end);
 	return XDP_REDIRECT;
 }
 

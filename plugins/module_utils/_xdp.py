@@ -80,16 +80,21 @@ def attach(namespace, interface, function, mode):
     bpf_cls = _bcc_xdp()
     with in_netns(namespace):
         try:
-            bpf_cls.attach_xdp(interface, function, MODE_FLAGS[mode])
+            bpf_cls.attach_xdp(interface.encode(), function, MODE_FLAGS[mode])
         except Exception as exc:
-            raise XdpkitError("attaching the XDP program to '%s' in %s (%s mode) failed: %s" % (
-                interface, describe_ns(namespace), mode, exc))
+            hint = ''
+            if 'out of range' in str(exc):
+                # veth refuses native XDP while its peer's MTU exceeds what fits in one page.
+                hint = ("; for a veth this means the peer's MTU is too large for native XDP (keep it under "
+                        "about 3500 bytes) or use mode: generic")
+            raise XdpkitError("attaching the XDP program to '%s' in %s (%s mode) failed: %s%s" % (
+                interface, describe_ns(namespace), mode, exc, hint))
 
 
 def detach(namespace, interface, mode):
     bpf_cls = _bcc_xdp()
     with in_netns(namespace):
-        bpf_cls.remove_xdp(interface, MODE_FLAGS.get(mode, 0))
+        bpf_cls.remove_xdp(interface.encode(), MODE_FLAGS.get(mode, 0))
 
 
 class XdpProgramManager:

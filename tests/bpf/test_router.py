@@ -219,3 +219,32 @@ def test_every_action_is_counted(router):
     router.run(router.frame4(dst='10.9.0.1'))
     stats = router.prog.stats()
     assert (stats['XDP_REDIRECT'], stats['XDP_PASS'], stats['XDP_DROP'], stats['XDP_ABORTED']) == (2, 1, 1, 0)
+
+
+def test_ipv4_padding_and_trailing_bytes_are_trimmed_like_the_kernel_does(router):
+    frame = router.frame4(payload=b'')  # a 42-byte frame
+    padded = frame + bytes(18) + b'\xaa\xbb'
+    action, out = router.run(padded)
+    assert action == XDP_REDIRECT
+    assert len(out) == len(frame), 'forwarded frame ends where the IP packet ends'
+    assert_forwarded(router, frame, out, 22)
+
+
+def test_ipv6_trailing_bytes_are_trimmed(router):
+    frame = router.frame6()
+    action, out = router.run(frame + b'\x01\x02\x03')
+    assert action == XDP_REDIRECT and len(out) == len(frame)
+
+
+@pytest.mark.parametrize('src', ['127.0.0.9', '0.0.0.1', '224.1.2.3', '255.255.255.255', '239.0.0.1'])
+def test_martian_ipv4_sources_go_to_the_kernel(router, src):
+    frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IP, ipv4(src, '10.2.0.2', udp(1, 2, b'm' * 20)))
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+@pytest.mark.parametrize('src, dst', [('::', 'fd02::2'), ('::1', 'fd02::2'), ('ff02::1', 'fd02::2'),
+                                      ('::ffff:10.1.0.2', 'fd02::2'), ('fd01::2', '::ffff:10.2.0.2'),
+                                      ('fd01::2', '::1'), ('fe80::1', 'fd02::2')])
+def test_refused_ipv6_addresses_go_to_the_kernel(router, src, dst):
+    frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(src, dst, udp(1, 2, b'm' * 20)))
+    assert router.run(frame) == (XDP_PASS, frame)
