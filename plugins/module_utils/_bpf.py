@@ -140,6 +140,17 @@ def read_source_tree(path):
     return sources
 
 
+_PINNED_TABLE_RE = re.compile(r'(XDPKIT_PIN_DIR|XDPKIT_MAPS_DIR)\s*"/([A-Za-z0-9_.-]+)"')
+
+
+def declared_pins(text, pin_dir, maps_dir):
+    """Paths of every map the program pins (stats, tables, devmaps), from its source."""
+    paths = {os.path.join(maps_dir, name) for name, _size in devmap_hash_declarations(text)}
+    for directory, name in _PINNED_TABLE_RE.findall(text):
+        paths.add(os.path.join(pin_dir if directory == 'XDPKIT_PIN_DIR' else maps_dir, name))
+    return sorted(paths)
+
+
 def devmap_hash_declarations(text):
     """(name, max_entries) of every XDPKIT_DEVMAP_HASH in the flattened source."""
     return [(name, int(size)) for name, size in _DEVMAP_HASH_RE.findall(text)]

@@ -7,6 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import fcntl
+import os
+import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -24,10 +28,64 @@ def require_pyroute2(module):
                          exception=str(PYROUTE2_IMPORT_ERROR))
 
 
-def run_manager(module, manager_class):
-    """Hand the module's parameters to a manager and exit with its result."""
+LOCK_FILE = '/run/xdpkit/lock'
+LOCK_TIMEOUT = 300
+
+
+class HostLock:
+    """One xdpkit change at a time per host: two playbooks converging the same scenario
+    interleave their tasks, never the inside of one (a veth created twice, a program
+    replaced while the other run fills its maps)."""
+
+    def __init__(self, module_name, timeout=LOCK_TIMEOUT):
+        self.module_name = module_name
+        self.timeout = timeout
+        self.handle = None
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(LOCK_FILE), exist_ok=True)
+        self.handle = open(LOCK_FILE, 'a+')
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    self.handle.seek(0)
+                    holder = self.handle.read().strip() or 'unknown'
+                    self.handle.close()
+                    raise XdpkitError(
+                        "another xdpkit run holds %s (%s) and did not let go within %d s; wait for it to "
+                        "finish, or stop it if it hangs" % (LOCK_FILE, holder, self.timeout))
+                time.sleep(0.05)
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write('pid %d, module %s' % (os.getpid(), self.module_name))
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.handle.seek(0)
+        self.handle.truncate()
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def run_manager(module, manager_class, changes=True):
+    """Hand the module's parameters to a manager and exit with its result.
+
+    Modules that change things (changes=True) run under the host lock, check mode included,
+    so that what they report is what the next run will find.
+    """
     try:
-        result = manager_class(module.params, check_mode=module.check_mode).run()
+        if changes:
+            with HostLock(manager_class.__name__):
+                result = manager_class(module.params, check_mode=module.check_mode).run()
+        else:
+            result = manager_class(module.params, check_mode=module.check_mode).run()
     except XdpkitError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # a bug or an unexpected kernel answer: keep the trace

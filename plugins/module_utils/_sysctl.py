@@ -130,15 +130,17 @@ class SysctlManager:
             wanted = saved.get(record, current)
         changed = current != wanted
         if not self.check_mode:
+            # Remember the original before writing: a run killed in between must still be
+            # able to put it back.
+            if self.state == 'present' and changed and record not in saved:
+                saved[record] = current
+                _store_saved(saved)
             if changed:
                 write_sysctl(self.namespace, self.key, wanted)
                 if read_sysctl(self.namespace, self.key) != wanted:
                     raise XdpkitError("sysctl '%s' in %s: wrote '%s' but the kernel reports '%s'" % (
                         self.key, describe_ns(self.namespace), wanted, read_sysctl(self.namespace, self.key)))
-            if self.state == 'present' and changed and record not in saved:
-                saved[record] = current
-                _store_saved(saved)
-            elif self.state == 'absent' and record in saved:
+            if self.state == 'absent' and record in saved:
                 del saved[record]
                 _store_saved(saved)
         return self._result(changed, current, wanted)

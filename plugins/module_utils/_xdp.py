@@ -175,10 +175,12 @@ class XdpProgramManager:
         cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir]
         cflags += _bpf.define_flags(self.defines)
         digest = _bpf.program_digest(text, cflags, self.function, self.mode)
+        # Every pin must still be there: a map unpinned behind our back is one later runs
+        # (xdp_map, xdp_stats tools) can no longer reach, so the program is loaded afresh.
         up_to_date = (
             ours and meta['digest'] == digest and attached['mode'] == self.mode
             and meta['maps_dir'] == self.maps_dir
-            and os.path.exists(os.path.join(self.pin_dir, _bpf.STATS_MAP))
+            and all(os.path.exists(path) for path in _bpf.declared_pins(text, self.pin_dir, self.maps_dir))
         )
         if up_to_date:
             return self._result(False, before, before)

@@ -101,7 +101,7 @@ def main():
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    run_manager(module, LinkInfoReader)
+    run_manager(module, LinkInfoReader, changes=False)
 
 
 if __name__ == '__main__':

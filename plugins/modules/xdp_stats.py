@@ -114,7 +114,7 @@ def main():
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    run_manager(module, XdpStatsReader)
+    run_manager(module, XdpStatsReader, changes=False)
 
 
 if __name__ == '__main__':
