@@ -22,12 +22,20 @@ sys.path.insert(0, COLLECTIONS)
 TEST_PREFIX = 'xt'
 
 
+# What the machine had before the suite, for tests/zz_leaks to compare with at the end.
+BASELINE = {}
+
+
 def pytest_sessionstart(session):
     link = os.path.join(COLLECTIONS, 'ansible_collections', 'xdpkit', 'forwarding')
     if os.path.realpath(link) != ROOT:
         pytest.exit('the collection is not linked at %s: run scripts/test (it runs scripts/bootstrap)' % link, 2)
     if os.geteuid() != 0:
         pytest.exit('the tests create namespaces and attach XDP programs: run them as root', 2)
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf, _bpf_sys
+
+    BASELINE.update(progs=set(_bpf_sys.prog_ids()), maps=set(_bpf_sys.map_ids()),
+                    pins=set(_bpf.pinned_files(_bpf.PIN_ROOT)))
 
 
 class Names:

@@ -223,3 +223,32 @@ def prog_test_run(prog_fd, data, repeat=1, ingress_ifindex=0, flags=0, batch_siz
     retval, size_out = struct.unpack_from('=I4xI', attr, 4)
     duration, = struct.unpack_from('=I', attr, 36)
     return retval, (data_out.raw[:size_out] if not flags else b''), duration
+
+
+BPF_PROG_GET_NEXT_ID = 11
+BPF_MAP_GET_NEXT_ID = 12
+
+
+def _ids(cmd):
+    ids, current = [], 0
+    while True:
+        attr = ctypes.create_string_buffer(ATTR_SIZE)
+        struct.pack_into('=II', attr, 0, current, 0)
+        try:
+            _syscall(cmd, attr)
+        except BpfError as exc:
+            if exc.errno == 2:
+                return ids
+            raise
+        current = struct.unpack_from('=I', attr, 4)[0]
+        ids.append(current)
+
+
+def prog_ids():
+    """Ids of every BPF program loaded on the machine."""
+    return _ids(BPF_PROG_GET_NEXT_ID)
+
+
+def map_ids():
+    """Ids of every BPF map on the machine."""
+    return _ids(BPF_MAP_GET_NEXT_ID)

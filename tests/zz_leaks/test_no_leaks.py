@@ -1,0 +1,43 @@
+"""Runs last (tests/ is collected in name order): the suite left nothing behind - no
+namespace, link or pin of its own, and no more BPF programs or maps than it found."""
+
+import os
+import time
+
+from conftest import BASELINE, BPF_TEST_ROOT, TEST_PREFIX
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf, _bpf_sys
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns
+
+
+def test_no_namespace_link_or_pin_of_the_suite_remains():
+    assert not [ns for ns in list_netns() if ns.startswith(TEST_PREFIX)]
+    with iproute() as ipr:
+        assert not [m.get_attr('IFLA_IFNAME') for m in ipr.get_links()
+                    if m.get_attr('IFLA_IFNAME').startswith(TEST_PREFIX)]
+    assert not os.path.exists(BPF_TEST_ROOT)
+    assert set(_bpf.pinned_files(_bpf.PIN_ROOT)) <= BASELINE['pins']
+
+
+def test_no_bpf_program_or_map_of_the_suite_remains():
+    # Programs and maps are freed after an RCU grace period: give them a moment.
+    deadline = time.monotonic() + 15
+    while True:
+        progs = set(_bpf_sys.prog_ids()) - BASELINE['progs']
+        maps = set(_bpf_sys.map_ids()) - BASELINE['maps']
+        if (not progs and not maps) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    described = []
+    for prog_id in sorted(progs):
+        try:
+            fd = _bpf_sys.prog_fd_by_id(prog_id)
+        except OSError:
+            continue
+        try:
+            described.append('prog %d %s' % (prog_id, _bpf_sys.prog_info(fd)['name']))
+        finally:
+            os.close(fd)
+    assert not described, 'BPF programs loaded by the suite are still there: %s' % ', '.join(described)
+    assert not maps, 'BPF maps created by the suite are still there: ids %s' % sorted(maps)
