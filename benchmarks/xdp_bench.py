@@ -45,8 +45,10 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import ( 
 )
 
 MODES = ('kernel', 'hardcoded', 'map', 'fib4', 'fib6', 'limit')
-GEN_MAC, HOST_G_MAC, HOST_S_MAC, SINK_MAC = ('02:bb:00:00:01:02', '02:bb:00:00:01:01',
-                                              '02:bb:00:00:02:01', '02:bb:00:00:02:02')
+GEN_MAC = '02:bb:00:00:01:02'
+HOST_G_MAC = '02:bb:00:00:01:01'
+HOST_S_MAC = '02:bb:00:00:02:01'
+SINK_MAC = '02:bb:00:00:02:02'
 NET4 = ('10.201.1', '10.201.2')
 NET6 = ('fd00:201:1', 'fd00:201:2')
 PROGRAMS = ('xdp_pass', 'xdp_redirect', 'xdp_redirect_map', 'xdp_router', 'xdp_sink', 'xdp_trafficgen')
@@ -70,8 +72,8 @@ def module(name, **args):
                            'xdpkit.forwarding.' + name, '-a', json.dumps(args)],
                           cwd=ROOT, env=ansible_env(), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError('xdpkit.forwarding.%s %s failed:\n%s%s' % (name, args, proc.stdout[-3000:],
-                                                                     proc.stderr[-2000:]))
+        output = proc.stdout[-3000:] + proc.stderr[-2000:]
+        raise RuntimeError('xdpkit.forwarding.%s %s failed:\n%s' % (name, args, output))
 
 
 def playbook(path, extra_vars, label):
@@ -290,10 +292,12 @@ def settle(read, timeout=2.0):
 
 
 def measure(bed, generator, mode, size, packets):
-    if mode == 'limit':
-        read = lambda: bed.counter(None, bed.port_g, 'XDP_DROP')  # noqa: E731
-    else:
-        read = lambda: bed.counter(bed.sink_ns, 's0', 'XDP_DROP')  # noqa: E731
+    # The limit is counted where the generator's frames are dropped, the rest at the sink.
+    where = (None, bed.port_g) if mode == 'limit' else (bed.sink_ns, 's0')
+
+    def read():
+        return bed.counter(where[0], where[1], 'XDP_DROP')
+
     before = read()
     elapsed = generator.send(size, packets)
     delivered = settle(read) - before
@@ -489,7 +493,7 @@ def main(argv=None):
             measure(bed, generator, mode, args.sizes[0], min(args.packets, 10000))
             results['rates'][mode] = {}
             for size in args.sizes:
-                samples = [measure(bed, generator, mode, size, args.packets) for _ in range(args.runs)]
+                samples = [measure(bed, generator, mode, size, args.packets) for _run in range(args.runs)]
                 mpps = [s['pps'] / 1e6 for s in samples]
                 results['rates'][mode][str(size)] = {
                     'median_mpps': statistics.median(mpps), 'min_mpps': min(mpps), 'max_mpps': max(mpps),

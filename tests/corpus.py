@@ -79,7 +79,7 @@ def icmp_echo(rng, payload):
 
 
 def l4(rng, proto, size):
-    payload = bytes(rng.getrandbits(8) for _ in range(size))
+    payload = bytes(rng.getrandbits(8) for _i in range(size))
     if proto == 6:
         return tcp_syn(rng, payload)
     if proto == 1:
@@ -128,7 +128,7 @@ def mangle(rng, frame):
     if roll < 0.05:
         return frame[:rng.randrange(14, min(len(frame), 54))]                       # runt / truncated
     if roll < 0.12:
-        return frame + bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 40)))   # trailing bytes
+        return frame + bytes(rng.getrandbits(8) for _i in range(rng.randrange(1, 40)))   # trailing bytes
     if roll < 0.14:
         return frame + bytes(rng.randrange(1500, 3000))                              # oversized
     if roll < 0.18:
@@ -152,7 +152,7 @@ def pad_to_minimum(frame):
 def corpus(seed, count, dst_mac, src_mac):
     rng = random.Random(seed)
     frames = []
-    for _ in range(count):
+    for _i in range(count):
         roll = rng.random()
         if roll < 0.47:
             frame = ipv4_frame(rng, dst_mac, src_mac)

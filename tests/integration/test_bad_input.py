@@ -27,8 +27,8 @@ def render_table(rows):
              'pair, `{gone}` a namespace that does not exist, `{maps}` the maps directory of a program.', '',
              '| module | input | message contains |', '|---|---|---|']
     for row in rows:
-        lines.append('| `%s` | %s | `%s` |' % (row['module'], row['input'].replace('|', '\\|'),
-                                              row['message'].replace('|', '\\|')))
+        cells = (row['module'], row['input'].replace('|', '\\|'), row['message'].replace('|', '\\|'))
+        lines.append('| `%s` | %s | `%s` |' % cells)
     return '\n'.join(lines) + '\n'
 
 

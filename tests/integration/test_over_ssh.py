@@ -37,7 +37,7 @@ def ssh_inventory(tmp_path):
     os.makedirs('/run/sshd', exist_ok=True)
     sshd = subprocess.Popen(['/usr/sbin/sshd', '-D', '-e', '-f', str(config)], stderr=subprocess.PIPE, text=True)
     try:
-        for _ in range(50):
+        for _i in range(50):
             with socket.socket() as sock:
                 if sock.connect_ex(('127.0.0.1', port)) == 0:
                     break

@@ -34,7 +34,7 @@ def test_two_playbooks_converge_different_scenarios_at_once(prefix):
 
 def test_two_playbooks_converging_the_same_scenario_leave_it_working(prefix):
     extra = {'xdpkit_scenarios': ['fib'], 'xdpkit_name_prefix': prefix}
-    runs = [start(extra) for _ in range(2)]
+    runs = [start(extra) for _i in range(2)]
     outputs = [run.communicate(timeout=900)[0] for run in runs]
     # Each module call runs under the host lock, so the two interleave task by task and
     # both converge; a third run then changes nothing and still forwards by XDP.

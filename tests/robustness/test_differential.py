@@ -126,6 +126,10 @@ class Bed:
                 break
             if address[2] == PACKET_OUTGOING:
                 continue
+            if data[0] & 1:
+                # Multicast destination: the router's own MLD reports and the like, never a
+                # forwarded frame (those go to the next hop's unicast MAC).
+                continue
             if marker in data:
                 return arrived
             arrived.append(data.hex())
