@@ -39,21 +39,6 @@ static __always_inline void ipv4_decrease_ttl(struct iphdr *iph)
 	iph->ttl--;
 }
 
-/* The kernel drops IPv4 headers with a bad checksum; forwarding them would hide that. */
-static __always_inline int ipv4_header_checksum_ok(struct iphdr *iph)
-{
-	__u16 *word = (__u16 *)iph;
-	u32 sum = 0;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < (int)(sizeof(*iph) / 2); i++)
-		sum += word[i];
-	sum = (sum & 0xFFFF) + (sum >> 16);
-	sum = (sum & 0xFFFF) + (sum >> 16);
-	return sum == 0xFFFF;
-}
-
 /* Sources the kernel calls martian and drops (ip_route_input_slow): this-network, loopback,
  * multicast and limited broadcast. The FIB lookup only looks at the destination, so they are
  * handed to the kernel rather than forwarded. */
@@ -136,7 +121,8 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	if (bpf_ntohs(iph->tot_len) < sizeof(*iph) ||
 	    (void *)iph + bpf_ntohs(iph->tot_len) > data_end)
 		return XDP_PASS;
-	if (!ipv4_header_checksum_ok(iph) || ipv4_martian_source(iph->saddr))
+	/* The kernel drops IPv4 headers with a bad checksum; forwarding them would hide that. */
+	if (xdpkit_ipv4_header_sum(iph) != 0xFFFF || ipv4_martian_source(iph->saddr))
 		return XDP_PASS;
 
 	fib.family = AF_INET;

@@ -26,20 +26,6 @@ struct gen_udphdr {
 	__sum16 check;
 };
 
-static __always_inline __u16 ipv4_header_checksum(struct iphdr *iph)
-{
-	__u16 *word = (__u16 *)iph;
-	u32 sum = 0;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < (int)(sizeof(*iph) / 2); i++)
-		sum += word[i];
-	sum = (sum & 0xFFFF) + (sum >> 16);
-	sum = (sum & 0xFFFF) + (sum >> 16);
-	return ~sum;
-}
-
 int xdp_trafficgen(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
@@ -93,7 +79,7 @@ int xdp_trafficgen(struct xdp_md *ctx)
 	iph->saddr = bpf_htonl(GEN_SRC_IP4);
 	iph->daddr = bpf_htonl(GEN_DST_IP4);
 	iph->check = 0;
-	iph->check = ipv4_header_checksum(iph);
+	iph->check = (__u16)~xdpkit_ipv4_header_sum(iph);
 #endif
 	udp->source = bpf_htons(GEN_SPORT);
 	udp->dest = bpf_htons(GEN_DPORT);

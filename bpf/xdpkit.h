@@ -68,6 +68,22 @@ static __always_inline void xdpkit_mac_from_u64(unsigned char *mac, __u64 value)
 	mac[5] = value;
 }
 
+/* One's complement sum of a 20-byte IPv4 header, folded to 16 bits: 0xFFFF when its
+ * checksum is right; its complement is the checksum to write (with check set to 0). */
+static __always_inline __u16 xdpkit_ipv4_header_sum(struct iphdr *iph)
+{
+	__u16 *word = (__u16 *)iph;
+	u32 sum = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < (int)(sizeof(*iph) / 2); i++)
+		sum += word[i];
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	return sum;
+}
+
 static __always_inline void xdpkit_copy_mac(unsigned char *dst, const unsigned char *src)
 {
 	__builtin_memcpy(dst, src, ETH_ALEN);

@@ -66,7 +66,7 @@ def describe_link(ipr, msg):
     attached = attached_program(ipr, link['ifindex'])
     link['xdp'] = None
     if attached:
-        info = program_info(attached['prog_id']) or {'id': attached['prog_id'], 'name': None, 'tag': None}
+        info = program_info(attached['prog_id'])
         link['xdp'] = {'prog_id': info['id'], 'name': info['name'], 'tag': info['tag'], 'mode': attached['mode']}
     return link
 

@@ -87,7 +87,7 @@ def interface_program(namespace, interface):
         attached = attached_program(ipr, link['ifindex'])
     if not attached:
         return None
-    info = program_info(attached['prog_id']) or {'id': attached['prog_id'], 'name': None, 'tag': None}
+    info = program_info(attached['prog_id'])
     info['mode'] = attached['mode']
     return info
 

@@ -58,11 +58,11 @@ def attached_program(ipr, ifindex):
 
 
 def program_info(prog_id):
-    """id, name, tag of a loaded program, or None when it is gone."""
+    """id, name and tag of a loaded program (name and tag None when it is already gone)."""
     try:
         fd = sysbpf.prog_fd_by_id(prog_id)
     except OSError:
-        return None
+        return {'id': prog_id, 'name': None, 'tag': None}
     try:
         info = sysbpf.prog_info(fd)
     finally:
@@ -124,7 +124,7 @@ class XdpProgramManager:
     def _view(self, attached, meta_ok):
         if not attached:
             return None
-        info = program_info(attached['prog_id']) or {'id': attached['prog_id'], 'name': None, 'tag': None}
+        info = program_info(attached['prog_id'])
         return {
             'interface': self.interface,
             'namespace': self.namespace,
