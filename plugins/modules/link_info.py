@@ -30,16 +30,8 @@ options:
     description: Only these links; each must exist. Omitted means all links.
     type: list
     elements: str
-attributes:
-  check_mode:
-    support: full
-    description: Reads the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes.
-  idempotent:
-    support: full
-    description: Never changes anything.
+extends_documentation_fragment:
+  - xdpkit.forwarding.attributes.INFO_MODULE
 author:
   - xdpkit developers (@xdpkit)
 '''

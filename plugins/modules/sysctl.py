@@ -39,16 +39,8 @@ options:
     type: str
     choices: [present, absent]
     default: present
-attributes:
-  check_mode:
-    support: full
-    description: Reports what would change without writing.
-  diff_mode:
-    support: full
-    description: Shows the value before and after.
-  idempotent:
-    support: full
-    description: A second run with the same arguments reports no change.
+extends_documentation_fragment:
+  - xdpkit.forwarding.attributes
 author:
   - xdpkit developers (@xdpkit)
 '''

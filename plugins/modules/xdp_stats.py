@@ -31,16 +31,8 @@ options:
   interval:
     description: Seconds between two reads for rates.
     type: float
-attributes:
-  check_mode:
-    support: full
-    description: Reads the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
-  idempotent:
-    support: full
-    description: Never changes anything.
+extends_documentation_fragment:
+  - xdpkit.forwarding.attributes.INFO_MODULE
 author:
   - xdpkit developers (@xdpkit)
 '''
