@@ -105,12 +105,33 @@ static __always_inline int fib_failure_action(int rc)
 	}
 }
 
+/* Look up the next hop and, when this program may send there, redirect and write both MACs.
+ * The caller adjusts TTL / hop limit only when the result is XDP_REDIRECT. */
+static __always_inline int redirect_to_next_hop(struct xdp_md *ctx, struct ethhdr *eth,
+						 struct bpf_fib_lookup *fib)
+{
+	int action;
+	int rc;
+
+	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), XDPKIT_FIB_FLAGS);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_failure_action(rc);
+
+	/* Redirect first: a port that is not in tx_ports falls back to the kernel untouched.
+	 * The frame is only sent after the program returns, so rewriting after is safe. */
+	action = tx_ports.redirect_map(fib->ifindex, XDP_PASS);
+	if (action == XDP_REDIRECT) {
+		xdpkit_copy_mac(eth->h_dest, fib->dmac);
+		xdpkit_copy_mac(eth->h_source, fib->smac);
+	}
+	return action;
+}
+
 static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end)
 {
 	struct iphdr *iph = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
 	int action;
-	int rc;
 
 	if ((void *)(iph + 1) > data_end)
 		return XDP_PASS;
@@ -133,18 +154,10 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	fib.ipv4_dst = iph->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
 
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), XDPKIT_FIB_FLAGS);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_failure_action(rc);
-
-	/* Redirect first: a port that is not in tx_ports falls back to the kernel untouched.
-	 * The frame is only sent after the program returns, so rewriting after is safe. */
-	action = tx_ports.redirect_map(fib.ifindex, XDP_PASS);
+	action = redirect_to_next_hop(ctx, eth, &fib);
 	if (action != XDP_REDIRECT)
 		return action;
 	ipv4_decrease_ttl(iph);
-	xdpkit_copy_mac(eth->h_dest, fib.dmac);
-	xdpkit_copy_mac(eth->h_source, fib.smac);
 	trim_to_ip_length(ctx, iph, bpf_ntohs(iph->tot_len), data_end);
 	return XDP_REDIRECT;
 }
@@ -154,7 +167,6 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
 	int action;
-	int rc;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return XDP_PASS;
@@ -176,16 +188,10 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, sizeof(fib.ipv6_dst));
 	fib.ifindex = ctx->ingress_ifindex;
 
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), XDPKIT_FIB_FLAGS);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_failure_action(rc);
-
-	action = tx_ports.redirect_map(fib.ifindex, XDP_PASS);
+	action = redirect_to_next_hop(ctx, eth, &fib);
 	if (action != XDP_REDIRECT)
 		return action;
 	ip6h->hop_limit--;
-	xdpkit_copy_mac(eth->h_dest, fib.dmac);
-	xdpkit_copy_mac(eth->h_source, fib.smac);
 	trim_to_ip_length(ctx, ip6h, sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len), data_end);
 	return XDP_REDIRECT;
 }
