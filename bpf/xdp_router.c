@@ -1,12 +1,36 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* An IPv4 and IPv6 router on the kernel's own FIB and neighbour tables.
+/* An IPv4 and IPv6 router on the kernel's own FIB and neighbour tables, meant to be a
+ * transparent accelerator of Linux forwarding: it forwards a frame itself only when Linux
+ * would forward that very frame unchanged, and hands everything else to the kernel with
+ * XDP_PASS, where the normal stack does what it always does (drop, resolve a neighbour, send
+ * an ICMP error or redirect, fragment, process options). The wire shows the same bytes with or
+ * without it.
  *
  * bpf_fib_lookup() finds the egress port and next-hop MACs; the program rewrites both MACs,
  * decrements TTL (with an incremental checksum update) or hop limit, and redirects through
  * tx_ports, a DEVMAP_HASH of the egress ports it may use (key and value: the ifindex).
- * Everything the fast path should not decide goes to the kernel with XDP_PASS, where the
- * normal stack does the right thing: resolve a neighbour, send an ICMP error, fragment,
- * process options.
+ *
+ * The kernel's input rules it follows (ip_rcv_core, ip_route_input_slow, fib_validate_source,
+ * ip_forward, ipv6_rcv, ip6_forward), each a reason to hand the frame over:
+ *   - the destination MAC is not the ingress port's own (PACKET_OTHERHOST, broadcast,
+ *     multicast): Linux forwards only PACKET_HOST frames;
+ *   - IPv4 destinations never routed as unicast: 0/8, 127/8, multicast, 255.255.255.255;
+ *   - martian IPv4 sources (0/8, 127/8, multicast, 255.255.255.255) and refused IPv6 ones;
+ *   - IPv4 source validation (fib_validate_source): a reverse lookup of the source from the
+ *     egress port, as the kernel does it. A local or broadcast source (unless accept_local)
+ *     and, with rp_filter, a source without a unicast route back (strict: back through the
+ *     ingress port) are the kernel's to drop;
+ *   - routes of type unreachable and prohibit (and no route): the kernel sends the ICMP error;
+ *   - a next hop out of the ingress port: the kernel forwards and sends an ICMP redirect.
+ * Blackhole routes are a silent drop either way; the router drops those itself.
+ *
+ * Intentional differences, all on the side of handing over more than needed (same wire):
+ *   - a multipath route back to the source is checked against the one path the lookup picked;
+ *   - with accept_local, a local source is handed over rather than validated here;
+ *   - the port table (rp_filter, accept_local, MAC) is read when xdp_program runs: change
+ *     those sysctls or the MAC and run it again (it reports the refresh as a change).
+ * Not modelled, so do not attach it where they matter: multicast routing, proxy_ndp, IPsec
+ * policies, netfilter (the xdp_program module refuses to attach over netfilter rules).
  *
  * Defines:
  *   FIB_LOOKUP_DIRECT=1  skip policy routing rules (BPF_FIB_LOOKUP_DIRECT); default: full
@@ -28,6 +52,7 @@
 #endif
 
 XDPKIT_DEVMAP_HASH(tx_ports, 256);
+XDPKIT_PORT_TABLE(ports, 256);
 
 /* RFC 1624 incremental update for a TTL decrement, as the kernel's ip_decrease_ttl(). */
 static __always_inline void ipv4_decrease_ttl(struct iphdr *iph)
@@ -39,12 +64,21 @@ static __always_inline void ipv4_decrease_ttl(struct iphdr *iph)
 	iph->ttl--;
 }
 
-/* Sources the kernel calls martian and drops (ip_route_input_slow): this-network, loopback,
- * multicast and limited broadcast. The FIB lookup only looks at the destination, so they are
- * handed to the kernel rather than forwarded. */
+/* Sources ip_route_input_slow() calls martian before any lookup: this-network, loopback
+ * (route_localnet is the kernel's call), multicast and limited broadcast. */
 static __always_inline int ipv4_martian_source(__be32 saddr)
 {
 	u32 addr = bpf_ntohl(saddr);
+
+	return (addr >> 24) == 0 || (addr >> 24) == 127 || (addr >> 28) == 0xE || addr == 0xFFFFFFFF;
+}
+
+/* Destinations Linux never forwards as unicast, even when a default route covers them:
+ * this-network and loopback are martian, 255.255.255.255 is local broadcast, and multicast
+ * is forwarded only by a multicast router. bpf_fib_lookup() looks at none of this. */
+static __always_inline int ipv4_unforwardable_destination(__be32 daddr)
+{
+	u32 addr = bpf_ntohl(daddr);
 
 	return (addr >> 24) == 0 || (addr >> 24) == 127 || (addr >> 28) == 0xE || addr == 0xFFFFFFFF;
 }
@@ -65,6 +99,8 @@ static __always_inline int ipv6_refused_source(struct in6_addr *addr)
 	return 0;
 }
 
+/* Multicast goes to the multicast input path (forwarded only by a multicast router);
+ * link-local, loopback and v4-mapped destinations are never forwarded. */
 static __always_inline int ipv6_refused_destination(struct in6_addr *addr)
 {
 	__u32 w0 = bpf_ntohl(addr->in6_u.u6_addr32[0]);
@@ -72,7 +108,7 @@ static __always_inline int ipv6_refused_destination(struct in6_addr *addr)
 	__u32 w2 = bpf_ntohl(addr->in6_u.u6_addr32[2]);
 	__u32 w3 = bpf_ntohl(addr->in6_u.u6_addr32[3]);
 
-	if ((w0 & 0xFFC00000) == 0xFE800000)
+	if ((w0 >> 24) == 0xFF || (w0 & 0xFFC00000) == 0xFE800000)
 		return 1;
 	return w0 == 0 && w1 == 0 && (w2 == 0xFFFF || (w2 == 0 && w3 <= 1));
 }
@@ -90,25 +126,61 @@ static __always_inline void trim_to_ip_length(struct xdp_md *ctx, void *l3, __u3
 /* What to do with a lookup result other than success. */
 static __always_inline int fib_failure_action(int rc)
 {
+	/* A blackhole is a silent drop in the kernel too (ip_error() sends nothing for it). */
+	if (rc == BPF_FIB_LKUP_RET_BLACKHOLE)
+		return XDP_DROP;
+	/* UNREACHABLE, PROHIBIT and NOT_FWDED without a route: the kernel answers with the ICMP
+	 * error the sender must see. NO_NEIGH: the kernel resolves the neighbour, later frames
+	 * go fast. FRAG_NEEDED: the kernel fragments or sends "fragmentation needed".
+	 * FWD_DISABLED, NOT_FWDED (local, broadcast, multicast), UNSUPP_LWT: its job. */
+	return XDP_PASS;
+}
+
+/* fib_validate_source() for a frame the kernel would route out of `egress`: may XDP forward
+ * it? The reverse lookup runs as the kernel's does (from the egress port, source and
+ * destination swapped); 0 means "the kernel's call", never "drop". */
+static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *iph, struct xdpkit_port *port,
+					     __u32 egress)
+{
+	struct bpf_fib_lookup rev = {};
+	int rc;
+
+	/* With rp_filter off and local sources accepted, Linux checks nothing: neither do we. */
+	if (!port->rp_filter && port->accept_local)
+		return 1;
+
+	rev.family = AF_INET;
+	rev.tos = iph->tos;
+	rev.ipv4_src = iph->daddr;
+	rev.ipv4_dst = iph->saddr;
+	rev.ifindex = egress;
+	rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_FIB_FLAGS);
 	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		/* A unicast route back: the source is not local. Strict mode wants it back
+		 * through the ingress port; loose (and off) is content with any. */
+		if (port->rp_filter == 1)
+			return rev.ifindex == ctx->ingress_ifindex;
+		return 1;
 	case BPF_FIB_LKUP_RET_BLACKHOLE:
 	case BPF_FIB_LKUP_RET_UNREACHABLE:
 	case BPF_FIB_LKUP_RET_PROHIBIT:
-		/* The route says drop. The kernel would also send ICMP for unreachable and
-		 * prohibit; dropping here is the fast path's documented choice. */
-		return XDP_DROP;
+		/* No usable route back: rp_filter drops it, without rp_filter it is fine. */
+		return !port->rp_filter;
 	default:
-		/* NO_NEIGH: the kernel resolves the neighbour, later frames go fast.
-		 * FRAG_NEEDED: the kernel fragments or sends ICMP "fragmentation needed".
-		 * FWD_DISABLED, NOT_FWDED (local, broadcast, multicast), UNSUPP_LWT: its job. */
-		return XDP_PASS;
+		/* NOT_FWDED: a local or broadcast source (martian unless accept_local) or no
+		 * route back at all; FWD_DISABLED and the rest: let the kernel judge. */
+		return 0;
 	}
 }
 
 /* Look up the next hop and, when this program may send there, redirect and write both MACs.
- * The caller adjusts TTL / hop limit only when the result is XDP_REDIRECT. */
-static __always_inline int redirect_to_next_hop(struct xdp_md *ctx, struct ethhdr *eth,
-						 struct bpf_fib_lookup *fib)
+ * The caller adjusts TTL / hop limit only when the result is XDP_REDIRECT. The source check
+ * (IPv4 only; 0 for IPv6) runs between the lookup and the redirect, because the kernel's
+ * check depends on the egress port. */
+static __always_inline int redirect_to_next_hop(struct xdp_md *ctx, struct ethhdr *eth, struct bpf_fib_lookup *fib,
+						struct iphdr *iph, struct xdpkit_port *port)
 {
 	int action;
 	int rc;
@@ -116,6 +188,12 @@ static __always_inline int redirect_to_next_hop(struct xdp_md *ctx, struct ethhd
 	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), XDPKIT_FIB_FLAGS);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_failure_action(rc);
+	/* Out of the port it came in on: the kernel forwards it and tells the sender about the
+	 * better next hop with an ICMP redirect. */
+	if (fib->ifindex == ctx->ingress_ifindex)
+		return XDP_PASS;
+	if (iph && !ipv4_source_valid(ctx, iph, port, fib->ifindex))
+		return XDP_PASS;
 
 	/* Redirect first: a port that is not in tx_ports falls back to the kernel untouched.
 	 * The frame is only sent after the program returns, so rewriting after is safe. */
@@ -127,7 +205,8 @@ static __always_inline int redirect_to_next_hop(struct xdp_md *ctx, struct ethhd
 	return action;
 }
 
-static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end)
+static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
+				      struct xdpkit_port *port)
 {
 	struct iphdr *iph = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
@@ -143,7 +222,9 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	    (void *)iph + bpf_ntohs(iph->tot_len) > data_end)
 		return XDP_PASS;
 	/* The kernel drops IPv4 headers with a bad checksum; forwarding them would hide that. */
-	if (xdpkit_ipv4_header_sum(iph) != 0xFFFF || ipv4_martian_source(iph->saddr))
+	if (xdpkit_ipv4_header_sum(iph) != 0xFFFF)
+		return XDP_PASS;
+	if (ipv4_martian_source(iph->saddr) || ipv4_unforwardable_destination(iph->daddr))
 		return XDP_PASS;
 
 	fib.family = AF_INET;
@@ -154,7 +235,7 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	fib.ipv4_dst = iph->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
 
-	action = redirect_to_next_hop(ctx, eth, &fib);
+	action = redirect_to_next_hop(ctx, eth, &fib, iph, port);
 	if (action != XDP_REDIRECT)
 		return action;
 	ipv4_decrease_ttl(iph);
@@ -162,7 +243,8 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	return XDP_REDIRECT;
 }
 
-static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end)
+static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
+				      struct xdpkit_port *port)
 {
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
@@ -176,7 +258,7 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	if ((void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len) > data_end)
 		return XDP_PASS;
 	/* Link-local traffic is never forwarded (the kernel answers it with ICMP); the other
-	 * refused addresses the kernel drops. */
+	 * refused addresses the kernel drops. IPv6 has no rp_filter in the stack. */
 	if (ipv6_refused_source(&ip6h->saddr) || ipv6_refused_destination(&ip6h->daddr))
 		return XDP_PASS;
 
@@ -188,7 +270,7 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, sizeof(fib.ipv6_dst));
 	fib.ifindex = ctx->ingress_ifindex;
 
-	action = redirect_to_next_hop(ctx, eth, &fib);
+	action = redirect_to_next_hop(ctx, eth, &fib, 0, port);
 	if (action != XDP_REDIRECT)
 		return action;
 	ip6h->hop_limit--;
@@ -201,16 +283,26 @@ int xdp_router(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
 	struct ethhdr *eth = data;
+	struct xdpkit_port *port;
+	u32 ingress = ctx->ingress_ifindex;
 
 	if ((void *)(eth + 1) > data_end)
+		return xdpkit_record(ctx, XDP_PASS);
+	/* Without the port's facts the router cannot tell what Linux would refuse. */
+	port = ports.lookup(&ingress);
+	if (!port)
+		return xdpkit_record(ctx, XDP_PASS);
+	/* Linux routes only frames addressed to the port itself (PACKET_HOST); veth and
+	 * promiscuous NICs hand XDP the others too. */
+	if (!xdpkit_mac_equal(eth->h_dest, port->mac))
 		return xdpkit_record(ctx, XDP_PASS);
 
 	/* Each family keeps its own path: one header pointer shared by both, tested after
 	 * the lookup, is a maybe-NULL pointer to the verifier. VLAN-tagged frames, ARP and
 	 * everything else are not IP here and go to the kernel untouched. */
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return xdpkit_record(ctx, route_ipv4(ctx, eth, data_end));
+		return xdpkit_record(ctx, route_ipv4(ctx, eth, data_end, port));
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-		return xdpkit_record(ctx, route_ipv6(ctx, eth, data_end));
+		return xdpkit_record(ctx, route_ipv6(ctx, eth, data_end, port));
 	return xdpkit_record(ctx, XDP_PASS);
 }

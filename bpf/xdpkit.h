@@ -42,6 +42,20 @@ BPF_TABLE_PINNED("percpu_array", u32, struct xdpkit_datarec, xdp_stats_map, XDPK
 #define XDPKIT_DEVMAP_HASH(_name, _max_entries) \
 	BPF_XDP_REDIRECT_MAP("devmap:" XDPKIT_MAPS_DIR "/" #_name, int, _name, _max_entries)
 
+/* What the kernel knows about an ingress port and XDP cannot ask it: the port's own MAC (for
+ * the PACKET_HOST test) and the IPv4 source-validation settings in force on it. Keyed by
+ * ifindex, pinned in XDPKIT_MAPS_DIR; the xdp_program module writes the entry of every port
+ * it attaches a program to (it finds the table by this macro's name) and keeps it current on
+ * every run. A port without an entry is unknown: programs hand its frames to the kernel. */
+struct xdpkit_port {
+	unsigned char mac[ETH_ALEN];
+	__u8 rp_filter;		/* max(conf/all, conf/DEV): 0 off, 1 strict, 2 loose */
+	__u8 accept_local;	/* conf/all || conf/DEV */
+};
+
+#define XDPKIT_PORT_TABLE(_name, _max_entries) \
+	BPF_TABLE_PINNED("hash", u32, struct xdpkit_port, _name, _max_entries, XDPKIT_MAPS_DIR "/" #_name)
+
 /* Every return goes through here, so the counters see exactly the actions taken. */
 static __always_inline int xdpkit_record(struct xdp_md *ctx, u32 action)
 {
@@ -82,6 +96,11 @@ static __always_inline __u16 xdpkit_ipv4_header_sum(struct iphdr *iph)
 	sum = (sum & 0xFFFF) + (sum >> 16);
 	sum = (sum & 0xFFFF) + (sum >> 16);
 	return sum;
+}
+
+static __always_inline int xdpkit_mac_equal(const unsigned char *a, const unsigned char *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b && *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
 }
 
 static __always_inline void xdpkit_copy_mac(unsigned char *dst, const unsigned char *src)

@@ -7,6 +7,7 @@ from conftest import ROOT
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import ACTIONS, read_counters
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
@@ -48,6 +49,11 @@ class LoadedProgram:
             sysbpf.map_update(fd, struct.pack('=I', key_ifindex), struct.pack('=I', value_ifindex))
         finally:
             os.close(fd)
+
+    def set_port_facts(self, ifindex, mac, rp_filter=0, accept_local=0, table='ports'):
+        """The port table entry xdp_program would write (tests set the rules directly)."""
+        _ports.write_port(os.path.join(self.maps_dir, table), ifindex,
+                          {'mac': mac, 'rp_filter': rp_filter, 'accept_local': accept_local})
 
     def close(self):
         self.bpf.cleanup()

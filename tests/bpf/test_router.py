@@ -38,17 +38,21 @@ class Router:
         self.prog = prog
         self.ports = ports  # name -> {'ifindex', 'mac'}
 
+    def facts(self, port='a0', **rules):
+        """Rewrite a port's table entry (what xdp_program reads from the kernel's sysctls)."""
+        self.prog.set_port_facts(self.ports[port]['ifindex'], self.ports[port]['mac'], **rules)
+
     def run(self, frame, ingress='a0'):
         with in_netns(self.ns):
             return self.prog.run(frame, ingress_ifindex=self.ports[ingress]['ifindex'])
 
-    def frame4(self, dst='10.2.0.2', **kw):
+    def frame4(self, dst='10.2.0.2', src='10.1.0.2', dst_mac=None, **kw):
         payload = udp(4000, 5000, kw.pop('payload', b'p' * 26))
-        return ether(self.ports['a0']['mac'], SENDER_MAC, ETH_P_IP, ipv4('10.1.0.2', dst, payload, **kw))
+        return ether(dst_mac or self.ports['a0']['mac'], SENDER_MAC, ETH_P_IP, ipv4(src, dst, payload, **kw))
 
-    def frame6(self, dst='fd02::2', **kw):
+    def frame6(self, dst='fd02::2', src='fd01::2', dst_mac=None, **kw):
         payload = udp(4000, 5000, kw.pop('payload', b'q' * 26))
-        return ether(self.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6('fd01::2', dst, payload, **kw))
+        return ether(dst_mac or self.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(src, dst, payload, **kw))
 
 
 def build_router_namespace(ns):
@@ -58,8 +62,13 @@ def build_router_namespace(ns):
                      'peer': {'name': port + '1', 'namespace': ns}}).run()
     write_sysctl(ns, 'net.ipv4.conf.all.forwarding', '1')
     write_sysctl(ns, 'net.ipv6.conf.all.forwarding', '1')
-    for dest, kind in (('10.9.0.0/16', 'blackhole'), ('10.8.0.0/16', 'unreachable'), ('10.7.0.0/16', 'prohibit')):
+    for dest, kind in (('10.9.0.0/16', 'blackhole'), ('10.8.0.0/16', 'unreachable'), ('10.7.0.0/16', 'prohibit'),
+                       ('fd09::/32', 'blackhole'), ('fd08::/32', 'unreachable'), ('fd07::/32', 'prohibit')):
         RouteManager({'namespace': ns, 'dest': dest, 'type': kind, 'state': 'present'}).run()
+    # A real router's default route: out of b0, so that special destinations and spoofed
+    # sources all have "a route" as far as a plain FIB lookup is concerned.
+    for gateway in ('10.2.0.2', 'fd02::2'):
+        RouteManager({'namespace': ns, 'dest': 'default', 'gateway': gateway, 'state': 'present'}).run()
     ports = {}
     with iproute(ns) as ipr:
         for name in ('a0', 'b0'):
@@ -67,6 +76,9 @@ def build_router_namespace(ns):
             ports[name] = {'ifindex': link['ifindex'], 'mac': link['mac']}
         for dst in ('10.2.0.2', 'fd02::2'):
             ipr.neigh('add', dst=dst, lladdr=NEIGH_MAC, ifindex=ports['b0']['ifindex'], state=NUD_PERMANENT)
+        # The sender's own side is known too: a hairpin next hop and strict rp_filter see it.
+        for dst in ('10.1.0.2', 'fd01::2'):
+            ipr.neigh('add', dst=dst, lladdr=SENDER_MAC, ifindex=ports['a0']['ifindex'], state=NUD_PERMANENT)
     return ports
 
 
@@ -79,6 +91,7 @@ def router(request, cleanup, bpf_dir):
     with in_netns(ns):
         for port in ports.values():
             prog.set_port(port['ifindex'], port['ifindex'])
+            prog.set_port_facts(port['ifindex'], port['mac'])
     yield Router(ns, prog, ports)
     prog.close()
 
@@ -157,9 +170,15 @@ def test_missing_neighbour_goes_to_the_kernel_to_resolve_it(router):
     assert router.run(frame6) == (XDP_PASS, frame6)
 
 
-@pytest.mark.parametrize('dst', ['10.9.1.1', '10.8.1.1', '10.7.1.1'])
-def test_blackhole_unreachable_and_prohibit_routes_drop(router, dst):
-    assert router.run(router.frame4(dst=dst))[0] == XDP_DROP
+def test_blackhole_routes_drop_silently_like_the_kernel(router):
+    assert router.run(router.frame4(dst='10.9.1.1'))[0] == XDP_DROP
+    assert router.run(router.frame6(dst='fd09::1'))[0] == XDP_DROP
+
+
+@pytest.mark.parametrize('dst', ['10.8.1.1', '10.7.1.1', 'fd08::1', 'fd07::1'])
+def test_unreachable_and_prohibit_routes_go_to_the_kernel_for_its_icmp_error(router, dst):
+    frame = router.frame6(dst=dst) if ':' in dst else router.frame4(dst=dst)
+    assert router.run(frame) == (XDP_PASS, frame)
 
 
 def test_egress_port_outside_the_port_map_goes_to_the_kernel_unchanged(router):
@@ -248,3 +267,76 @@ def test_martian_ipv4_sources_go_to_the_kernel(router, src):
 def test_refused_ipv6_addresses_go_to_the_kernel(router, src, dst):
     frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(src, dst, udp(1, 2, b'm' * 20)))
     assert router.run(frame) == (XDP_PASS, frame)
+
+
+# -- a real router's input rules ------------------------------------------------------------
+OTHER_HOST_MAC = '02:00:00:00:0c:0c'
+
+
+@pytest.mark.parametrize('dst_mac', [OTHER_HOST_MAC, 'ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:05', '33:33:00:00:00:01'])
+def test_frames_not_addressed_to_the_port_go_to_the_kernel(router, dst_mac):
+    for frame in (router.frame4(dst_mac=dst_mac), router.frame6(dst_mac=dst_mac)):
+        assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_a_port_without_its_table_entry_hands_everything_to_the_kernel(router):
+    fd = router.prog.map_fd('ports')
+    try:
+        assert sysbpf.map_delete(fd, struct.pack('=I', router.ports['a0']['ifindex']))
+    finally:
+        os.close(fd)
+    frame = router.frame4()
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+@pytest.mark.parametrize('dst', ['255.255.255.255', '224.0.0.5', '239.1.2.3', '0.1.2.3', '127.0.0.1',
+                                 '10.2.0.255', '10.1.0.1', '10.2.0.1'])
+def test_ipv4_destinations_linux_does_not_forward_go_to_the_kernel_despite_a_default_route(router, dst):
+    frame = router.frame4(dst=dst)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+@pytest.mark.parametrize('dst', ['ff0e::1', 'ff05::2', 'fd01::1', 'fd02::1'])
+def test_ipv6_multicast_and_local_destinations_go_to_the_kernel(router, dst):
+    frame = router.frame6(dst=dst)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+@pytest.mark.parametrize('src', ['10.1.0.1', '10.2.0.1', '10.1.0.255', '10.2.0.255'])
+@pytest.mark.parametrize('rp_filter', [0, 1, 2])
+def test_own_and_directed_broadcast_ipv4_sources_go_to_the_kernel(router, src, rp_filter):
+    router.facts(rp_filter=rp_filter)
+    frame = router.frame4(src=src)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_accept_local_without_rp_filter_forwards_own_sources_as_linux_does(router):
+    router.facts(rp_filter=0, accept_local=1)
+    assert router.run(router.frame4(src='10.2.0.1'))[0] == XDP_REDIRECT
+
+
+# source, then the action with rp_filter 0 (off), 1 (strict), 2 (loose)
+RP_CASES = [
+    ('10.1.0.2', XDP_REDIRECT, XDP_REDIRECT, XDP_REDIRECT),   # back through a0, neighbour known
+    ('10.1.0.99', XDP_REDIRECT, XDP_REDIRECT, XDP_REDIRECT),  # back through a0, no neighbour yet
+    ('10.2.0.77', XDP_REDIRECT, XDP_PASS, XDP_REDIRECT),      # connected behind b0: spoofed on a0
+    ('10.5.0.1', XDP_REDIRECT, XDP_PASS, XDP_REDIRECT),       # only the default route covers it
+    ('10.9.0.5', XDP_REDIRECT, XDP_PASS, XDP_PASS),           # blackholed: no usable route back
+    ('10.8.0.5', XDP_REDIRECT, XDP_PASS, XDP_PASS),           # unreachable
+]
+
+
+@pytest.mark.parametrize('src, off, strict, loose', RP_CASES)
+def test_reverse_path_filter_follows_fib_validate_source(router, src, off, strict, loose):
+    for rp_filter, wanted in ((0, off), (1, strict), (2, loose)):
+        router.facts(rp_filter=rp_filter)
+        frame = router.frame4(src=src)
+        action, out = router.run(frame)
+        assert action == wanted, 'rp_filter=%d, source %s' % (rp_filter, src)
+        if action == XDP_PASS:
+            assert out == frame
+
+
+def test_a_next_hop_back_out_of_the_ingress_port_goes_to_the_kernel_for_its_redirect(router):
+    for frame in (router.frame4(src='10.1.0.99', dst='10.1.0.2'), router.frame6(src='fd01::99', dst='fd01::2')):
+        assert router.run(frame) == (XDP_PASS, frame)

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Shared by every xdpkit program: per-action stats, the devmap declaration, packet helpers.
+ *
+ * Compile-time values arrive as -D defines from the xdp_program module, which validates
+ * them first:
+ *   XDPKIT_PIN_DIR   bpffs directory of this program instance (its stats map lives there)
+ *   XDPKIT_MAPS_DIR  bpffs directory of the maps programs may share (default: PIN_DIR)
+ */
+#ifndef XDPKIT_H
+#define XDPKIT_H
+
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/ipv6.h>
+
+#ifndef XDPKIT_PIN_DIR
+#error "XDPKIT_PIN_DIR is not defined: load this program with the xdpkit.forwarding.xdp_program module"
+#endif
+#ifndef XDPKIT_MAPS_DIR
+#define XDPKIT_MAPS_DIR XDPKIT_PIN_DIR
+#endif
+
+/* XDP_ABORTED .. XDP_REDIRECT: the classic xdp_stats layout, one slot per action. */
+#define XDPKIT_ACTION_MAX (XDP_REDIRECT + 1)
+
+struct xdpkit_datarec {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+};
+
+/* Per-CPU so counting never contends; readers sum the CPUs. Pinned per program instance,
+ * so a replaced program keeps counting where the old one stopped. */
+BPF_TABLE_PINNED("percpu_array", u32, struct xdpkit_datarec, xdp_stats_map, XDPKIT_ACTION_MAX,
+		 XDPKIT_PIN_DIR "/xdp_stats_map");
+
+/* A DEVMAP_HASH keyed by ifindex, pinned in XDPKIT_MAPS_DIR. bcc 0.26 cannot create this map
+ * type, so the xdp_program module creates and pins it before compiling (it finds the
+ * declarations by this macro's name) and bcc reuses the pin. Keyed by ifindex, it works for
+ * any ifindex value; a plain DEVMAP fails once an ifindex reaches max_entries. */
+#define XDPKIT_DEVMAP_HASH(_name, _max_entries) \
+	BPF_XDP_REDIRECT_MAP("devmap:" XDPKIT_MAPS_DIR "/" #_name, int, _name, _max_entries)
+
+/* Every return goes through here, so the counters see exactly the actions taken. */
+static __always_inline int xdpkit_record(struct xdp_md *ctx, u32 action)
+{
+	struct xdpkit_datarec *rec;
+
+	if (action >= XDPKIT_ACTION_MAX)
+		return XDP_ABORTED;
+	rec = xdp_stats_map.lookup(&action);
+	if (!rec)
+		return XDP_ABORTED;
+	rec->rx_packets++;
+	rec->rx_bytes += ctx->data_end - ctx->data;
+	return action;
+}
+
+/* MACs travel as 48-bit integers in defines (0x020000000001): no C text from the user. */
+static __always_inline void xdpkit_mac_from_u64(unsigned char *mac, __u64 value)
+{
+	mac[0] = value >> 40;
+	mac[1] = value >> 32;
+	mac[2] = value >> 24;
+	mac[3] = value >> 16;
+	mac[4] = value >> 8;
+	mac[5] = value;
+}
+
+/* One's complement sum of a 20-byte IPv4 header, folded to 16 bits: 0xFFFF when its
+ * checksum is right; its complement is the checksum to write (with check set to 0). */
+static __always_inline __u16 xdpkit_ipv4_header_sum(struct iphdr *iph)
+{
+	__u16 *word = (__u16 *)iph;
+	u32 sum = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < (int)(sizeof(*iph) / 2); i++)
+		sum += word[i];
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	return sum;
+}
+
+static __always_inline void xdpkit_copy_mac(unsigned char *dst, const unsigned char *src)
+{
+	__builtin_memcpy(dst, src, ETH_ALEN);
+}
+
+#endif /* XDPKIT_H */

@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The port table: what the kernel knows about an ingress port that an XDP program cannot
+ask it (the port's MAC, its IPv4 rp_filter and accept_local), written by xdp_program for
+every port it attaches a program to whose source declares XDPKIT_PORT_TABLE.
+
+The values are the kernel's effective ones (IN_DEV_MAXCONF / IN_DEV_ORCONF), so that the
+program's source validation decides as fib_validate_source() would.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import struct
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, describe_ns
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
+
+# struct xdpkit_port in bpf/xdpkit.h: mac[6], rp_filter, accept_local
+PORT_FORMAT = '=6sBB'
+PORT_SIZE = struct.calcsize(PORT_FORMAT)
+_PORT_TABLE_RE = re.compile(r'^\s*XDPKIT_PORT_TABLE\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
+
+
+def port_table_declarations(text):
+    """(name, max_entries) of every XDPKIT_PORT_TABLE in the flattened source."""
+    return [(name, int(size)) for name, size in _PORT_TABLE_RE.findall(text)]
+
+
+def _conf(interface, key):
+    # Interface names may hold '.', which a dotted sysctl key cannot: read the path itself.
+    with open('/proc/sys/net/ipv4/conf/%s/%s' % (interface, key)) as handle:
+        return int(handle.read().split()[0])
+
+
+def effective_rules(rp_all, rp_dev, local_all, local_dev, has_ipv4_address):
+    """rp_filter and accept_local as the kernel applies them to the port.
+
+    rp_filter is the larger of conf/all and conf/DEV; loose mode on a port without IPv4
+    addresses fails every source not routed back through the port (fib_validate_source's
+    no_addr case), which is strict mode.
+    """
+    rp_filter = max(rp_all, rp_dev)
+    if rp_filter == 2 and not has_ipv4_address:
+        rp_filter = 1
+    return {'rp_filter': min(rp_filter, 2), 'accept_local': int(bool(local_all or local_dev))}
+
+
+def wanted_port(namespace, link, ipv4_addressed):
+    """The entry the port `link` (a _netlink link dict) should have, read from the kernel."""
+    with in_netns(namespace):
+        try:
+            values = [_conf('all', 'rp_filter'), _conf(link['name'], 'rp_filter'),
+                      _conf('all', 'accept_local'), _conf(link['name'], 'accept_local')]
+        except OSError as exc:
+            raise XdpkitError("reading the IPv4 settings of '%s' in %s failed: %s" % (
+                link['name'], describe_ns(namespace), exc))
+    entry = effective_rules(*values, has_ipv4_address=ipv4_addressed)
+    entry['mac'] = link['mac']
+    return entry
+
+
+def encode(entry):
+    return struct.pack(PORT_FORMAT, bytes.fromhex(entry['mac'].replace(':', '')), entry['rp_filter'],
+                       entry['accept_local'])
+
+
+def decode(raw):
+    mac, rp_filter, accept_local = struct.unpack(PORT_FORMAT, raw[:PORT_SIZE])
+    return {'mac': ':'.join('%02x' % b for b in mac), 'rp_filter': rp_filter, 'accept_local': accept_local}
+
+
+def _key(ifindex):
+    return struct.pack('=I', ifindex)
+
+
+def read_port(path, ifindex):
+    """The entry of `ifindex` in the pinned table at `path`, or None (no table, no entry)."""
+    try:
+        fd = sysbpf.obj_get(path)
+    except OSError:
+        return None
+    try:
+        raw = sysbpf.map_lookup(fd, _key(ifindex), PORT_SIZE)
+    finally:
+        os.close(fd)
+    return decode(raw) if raw is not None else None
+
+
+def write_port(path, ifindex, entry):
+    fd = sysbpf.obj_get(path)
+    try:
+        sysbpf.map_update(fd, _key(ifindex), encode(entry))
+    except OSError as exc:
+        raise XdpkitError("writing port %d into %s failed: %s; the table holds one entry per port, remove "
+                          "programs that are gone (state=absent) or raise its size" % (ifindex, path, exc))
+    finally:
+        os.close(fd)
+
+
+def delete_port(path, ifindex):
+    try:
+        fd = sysbpf.obj_get(path)
+    except OSError:
+        return False
+    try:
+        return sysbpf.map_delete(fd, _key(ifindex))
+    finally:
+        os.close(fd)
