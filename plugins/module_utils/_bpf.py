@@ -157,6 +157,16 @@ def devmap_hash_declarations(text):
     return [(name, int(size)) for name, size in _DEVMAP_HASH_RE.findall(text)]
 
 
+_COMMENT_RE = re.compile(r'/\*.*?\*/|//[^\n]*', re.S)
+_FORWARDING_RE = re.compile(r'\.redirect_map\s*\(|\bbpf_redirect(_map|_peer|_neigh)?\s*\(|\bXDP_TX\b')
+
+
+def forwards_frames(text):
+    """Whether the program can send a frame on past the stack (redirect or XDP_TX), and so
+    past netfilter: the programs the netfilter check is for."""
+    return bool(_FORWARDING_RE.search(_COMMENT_RE.sub('', text)))
+
+
 def program_digest(text, cflags, function, mode):
     payload = json.dumps({'text': text, 'cflags': cflags, 'function': function, 'mode': mode}, sort_keys=True)
     return hashlib.sha256(payload.encode()).digest()

@@ -103,6 +103,31 @@ def write_port(path, ifindex, entry):
         os.close(fd)
 
 
+def port_tables_in(directory):
+    """Paths of the port tables pinned in a maps directory (found by their shape: a hash map
+    from a 4-byte ifindex to a struct xdpkit_port), for state=absent, which has no source."""
+    tables = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return tables
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            fd = sysbpf.obj_get(path)
+        except OSError:
+            continue
+        try:
+            info = sysbpf.map_info(fd)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if info['type'] == 'hash' and info['key_size'] == 4 and info['value_size'] == PORT_SIZE:
+            tables.append(path)
+    return tables
+
+
 def delete_port(path, ifindex):
     try:
         fd = sysbpf.obj_get(path)

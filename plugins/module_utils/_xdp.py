@@ -8,9 +8,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     XdpkitError,
@@ -18,7 +20,9 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     check_netns_name,
     describe_ns,
 )
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netfilter import bypassed_chains, refusal
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
+    get_addresses,
     get_link,
     iproute,
     require_link,
@@ -70,6 +74,45 @@ def program_info(prog_id):
     return {'id': info['id'], 'name': info['name'], 'tag': info['tag']}
 
 
+# Ids of the programs xdpkit attached, one empty file each. The pinned xdpkit_meta says the
+# same while its pin lives; this survives a lost bpffs (tmpfs /run is per boot, like program
+# ids), so a program of ours is never mistaken for another tool's.
+OWNED_DIR = '/run/xdpkit/programs'
+
+
+def is_owned(prog_id):
+    return os.path.exists(os.path.join(OWNED_DIR, str(prog_id)))
+
+
+def record_owned(prog_id):
+    os.makedirs(OWNED_DIR, exist_ok=True)
+    for name in os.listdir(OWNED_DIR):
+        # Forget programs the kernel no longer has (detached and freed, or replaced).
+        try:
+            os.close(sysbpf.prog_fd_by_id(int(name)))
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, ValueError) or exc.errno == errno.ENOENT:
+                forget_owned(name)
+    with open(os.path.join(OWNED_DIR, str(prog_id)), 'w'):
+        pass
+
+
+def forget_owned(prog_id):
+    try:
+        os.unlink(os.path.join(OWNED_DIR, str(prog_id)))
+    except FileNotFoundError:
+        pass
+
+
+def foreign_program_error(view, action):
+    return XdpkitError(
+        "'%s' in %s runs XDP program id %s (name %s, tag %s, %s mode), which xdpkit did not attach: another "
+        "tool's program, a libxdp dispatcher or one from 'ip link set ... xdp'. Refusing to %s it. Remove it "
+        "with the tool that attached it, or set force: true to %s it anyway" % (
+            view['interface'], describe_ns(view['namespace']), view['prog_id'], view['name'], view['tag'],
+            view['mode'], action, action))
+
+
 def _bcc_xdp():
     from bcc import BPF
     return BPF
@@ -116,12 +159,14 @@ class XdpProgramManager:
         self.function = params.get('function') or (
             os.path.splitext(self.source_main)[0] if self.source_main else None)
         self.defines = params.get('defines') or {}
+        self.force = bool(params.get('force'))
+        self.netfilter = params.get('netfilter') or 'refuse'
         if self.state == 'present' and not self.source_main:
             raise XdpkitError("xdp_program on '%s': give program (a name from the collection's bpf/) or src" %
                               self.interface)
 
     # -- views ---------------------------------------------------------------------------
-    def _view(self, attached, meta_ok):
+    def _view(self, attached, meta_ok, port=None):
         if not attached:
             return None
         info = program_info(attached['prog_id'])
@@ -133,6 +178,7 @@ class XdpProgramManager:
             'tag': info['tag'],
             'mode': attached['mode'],
             'managed': meta_ok,
+            'port': port,
         }
 
     def _pins(self):
@@ -157,44 +203,72 @@ class XdpProgramManager:
             link = require_link(ipr, self.interface, self.namespace) if self.state == 'present' \
                 else get_link(ipr, self.interface)
             attached = attached_program(ipr, link['ifindex']) if link else None
+            ipv4_addressed = bool(link) and any(a.version == 4 for a in get_addresses(ipr, link['ifindex']))
         meta = _bpf.read_meta(self.pin_dir)
-        ours = bool(attached and meta and meta['prog_id'] == attached['prog_id'])
-        before = self._view(attached, ours)
+        ours = bool(attached and ((meta and meta['prog_id'] == attached['prog_id']) or
+                                  is_owned(attached['prog_id'])))
+        before = self._view(attached, ours, self._current_port(link))
+        if attached and not ours and not self.force:
+            raise foreign_program_error(before, 'replace' if self.state == 'present' else 'detach')
 
         if self.state == 'absent':
             changed = attached is not None or bool(_bpf.pinned_files(self.pin_dir))
             if changed and not self.check_mode:
                 if attached:
                     detach(self.namespace, self.interface, attached['mode'])
+                    forget_owned(attached['prog_id'])
+                if link:
+                    for path in _ports.port_tables_in(self.maps_dir):
+                        _ports.delete_port(path, link['ifindex'])
                 self._remove_pins()
             return self._result(changed, before, None)
 
         if not self.check_mode:
             _bpf.ensure_bpffs()
         text = _bpf.flatten_sources(self.source_main, self.source_files)
+        if self.netfilter == 'refuse' and _bpf.forwards_frames(text):
+            chains = bypassed_chains(self.namespace)
+            if chains:
+                raise refusal(self.namespace, self.interface, self.function, chains)
         cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir]
         cflags += _bpf.define_flags(self.defines)
         digest = _bpf.program_digest(text, cflags, self.function, self.mode)
+        port_tables = [os.path.join(self.maps_dir, name) for name, _size in _ports.port_table_declarations(text)]
+        port = _ports.wanted_port(self.namespace, link, ipv4_addressed) if port_tables else None
         # Every pin must still be there: a map unpinned behind our back is one later runs
         # (xdp_map, xdp_stats tools) can no longer reach, so the program is loaded afresh.
         up_to_date = (
-            ours and meta['digest'] == digest and attached['mode'] == self.mode
-            and meta['maps_dir'] == self.maps_dir
+            ours and meta and meta['prog_id'] == attached['prog_id'] and meta['digest'] == digest
+            and attached['mode'] == self.mode and meta['maps_dir'] == self.maps_dir
             and all(os.path.exists(path) for path in _bpf.declared_pins(text, self.pin_dir, self.maps_dir))
         )
         if up_to_date:
-            return self._result(False, before, before)
+            # The program is right; its port facts may not be (a sysctl or the MAC changed).
+            stale = [path for path in port_tables if _ports.read_port(path, link['ifindex']) != port]
+            if not stale:
+                return self._result(False, before, before)
+            if not self.check_mode:
+                for path in stale:
+                    _ports.write_port(path, link['ifindex'], port)
+            return self._result(True, before, dict(before, port=port))
         planned = {'interface': self.interface, 'namespace': self.namespace, 'prog_id': None,
-                   'name': self.function[:15], 'tag': None, 'mode': self.mode, 'managed': True}
+                   'name': self.function[:15], 'tag': None, 'mode': self.mode, 'managed': True, 'port': port}
         if self.check_mode:
             return self._result(True, before, planned)
 
-        prog_id = self._load_and_attach(text, cflags, attached)
+        prog_id = self._load_and_attach(text, cflags, attached, link, port_tables, port)
         _bpf.write_meta(self.pin_dir, digest, prog_id, _bpf.MODES[self.mode], self.maps_dir)
-        after = self._view({'prog_id': prog_id, 'mode': self.mode}, True)
+        after = self._view({'prog_id': prog_id, 'mode': self.mode}, True, port)
         return self._result(True, before, after)
 
-    def _load_and_attach(self, text, cflags, attached):
+    def _current_port(self, link):
+        if not link:
+            return None
+        for path in _ports.port_tables_in(self.maps_dir):
+            return _ports.read_port(path, link['ifindex'])
+        return None
+
+    def _load_and_attach(self, text, cflags, attached, link, port_tables, port):
         new_dirs = [d for d in (self.pin_dir, self.maps_dir) if not os.path.isdir(d)]
         try:
             for directory in (self.pin_dir, self.maps_dir):
@@ -209,11 +283,19 @@ class XdpProgramManager:
             _bpf.remove_empty_dir(_bpf.PIN_ROOT)
             raise
         try:
+            # The port's facts first: the new program hands every frame to the kernel until
+            # its port has an entry.
+            for path in port_tables:
+                _ports.write_port(path, link['ifindex'], port)
             if attached and attached['mode'] != self.mode:
                 # The kernel refuses native and generic at once: this one switch is not atomic.
                 detach(self.namespace, self.interface, attached['mode'])
             attach(self.namespace, self.interface, fn, self.mode)
-            return sysbpf.prog_info(fn.fd)['id']
+            prog_id = sysbpf.prog_info(fn.fd)['id']
+            record_owned(prog_id)
+            if attached:
+                forget_owned(attached['prog_id'])
+            return prog_id
         finally:
             # The attachment and the pins keep what is needed; bcc's fds can go.
             bpf.cleanup()

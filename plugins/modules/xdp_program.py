@@ -26,6 +26,17 @@ description:
     the interface is never without a program. Only a change of O(mode) detaches first.
   - O(state=absent) detaches the program and removes its pins; shared maps in O(maps_dir) go when
     no other instance uses them.
+  - A program that xdpkit did not attach (another tool's, a libxdp dispatcher, one from
+    C(ip link set ... xdp obj ...)) is never replaced or detached unless O(force=true); the
+    failure names it (id, name, tag, mode).
+  - Programs that send frames on past the stack (any redirect, or C(XDP_TX)) skip netfilter.
+    Before attaching one, and on every run while it is attached, the module reads the
+    namespace's netfilter state and fails, naming the chains, when nftables or iptables
+    (nft or legacy) chains on the prerouting, forward, postrouting (or netdev ingress / egress)
+    hooks have rules or a drop policy, unless O(netfilter=bypass).
+  - Programs that declare a port table (C(XDPKIT_PORT_TABLE) in C(bpf/xdpkit.h), as
+    C(xdp_router) does) get the port's MAC and its effective C(rp_filter) and C(accept_local)
+    written there; a re-run refreshes them when the sysctls or the MAC changed since.
 requirements:
   - bcc (Debian package C(python3-bpfcc)), run by C(/usr/bin/python3)
   - a kernel build tree at C(/lib/modules/$(uname -r)/build)
@@ -83,6 +94,23 @@ options:
   source_main:
     description: The file in O(source_files) to compile.
     type: str
+  force:
+    description:
+      - Replace or detach an XDP program that xdpkit did not attach. Without it the module fails
+        and names the program, so that another tool's program is never taken over silently.
+    type: bool
+    default: false
+  netfilter:
+    description:
+      - What to do when the program forwards frames (redirect or C(XDP_TX)) and the namespace has
+        netfilter rules it would skip.
+      - V(refuse) fails and names the nftables / iptables chains found.
+      - V(bypass) attaches anyway. Forwarded traffic then skips every prerouting, forward and
+        postrouting rule of the namespace (filtering, NAT, conntrack) and the netdev ingress /
+        egress chains; only traffic the program hands to the kernel still meets them.
+    type: str
+    choices: [refuse, bypass]
+    default: refuse
   state:
     description: Whether the program should be attached.
     type: str
@@ -133,6 +161,19 @@ EXAMPLES = r'''
   xdpkit.forwarding.xdp_program:
     interface: uno
     state: absent
+
+- name: Route with XDP on a host whose forward chain is known to be irrelevant to this traffic
+  xdpkit.forwarding.xdp_program:
+    interface: eth1
+    program: xdp_router
+    maps_dir: /sys/fs/bpf/xdpkit/router
+    netfilter: bypass
+
+- name: Take over from a program another tool attached
+  xdpkit.forwarding.xdp_program:
+    interface: eth1
+    program: xdp_router
+    force: true
 '''
 
 RETURN = r'''
@@ -163,6 +204,11 @@ program:
     managed:
       description: Whether xdpkit loaded this program (false for one attached by another tool).
       type: bool
+    port:
+      description:
+        - The port table entry of the interface, for programs that declare one (null otherwise):
+          C(mac), C(rp_filter) (0 off, 1 strict, 2 loose) and C(accept_local), as the kernel applies them.
+      type: dict
 pin_dir:
   description: bpffs directory of this program instance.
   returned: when present
@@ -202,6 +248,8 @@ def main():
             maps_dir=dict(type='str'),
             source_files=dict(type='dict'),
             source_main=dict(type='str'),
+            force=dict(type='bool', default=False),
+            netfilter=dict(type='str', default='refuse', choices=['refuse', 'bypass']),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
         mutually_exclusive=[('program', 'src')],
