@@ -113,6 +113,73 @@ static __always_inline int ipv6_refused_destination(struct in6_addr *addr)
 	return w0 == 0 && w1 == 0 && (w2 == 0xFFFF || (w2 == 0 && w3 <= 1));
 }
 
+/* The most an IPv4 header can be; frames with options shorter than this many bytes of IP go to
+ * the kernel, so that every option byte is read at a constant offset the verifier has seen
+ * checked. */
+#define IPV4_HEADER_MAX 60
+
+/* Options that Linux forwards untouched: NOPs, then end-of-list to the end of the header
+ * (ip_options_compile() rewrites anything after an end-of-list, and ip_forward_options()
+ * record route, timestamps and source routes). In memory order the bytes run 1..1 0..0, so
+ * each 32-bit word is one of five values. The caller has checked IPV4_HEADER_MAX bytes. */
+static __always_inline int ipv4_options_are_padding(struct iphdr *iph)
+{
+	__u32 *word = (__u32 *)(iph + 1);
+	int words = iph->ihl - 5;
+	int ended = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 10; i++) {
+		__u32 w = bpf_ntohl(word[i]);
+
+		if (i < words) {
+			if (ended && w != 0)
+				return 0;
+			if (w != 0x01010101 && w != 0x01010100 && w != 0x01010000 && w != 0x01000000 && w != 0)
+				return 0;
+			ended = w != 0x01010101;
+		}
+	}
+	return 1;
+}
+
+/* The checksum test for a header with options (xdpkit_ipv4_header_sum() covers 20 bytes). */
+static __always_inline __u16 ipv4_header_sum_with_options(struct iphdr *iph)
+{
+	__u16 *word = (__u16 *)iph;
+	int words = iph->ihl * 2;
+	u32 sum = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < IPV4_HEADER_MAX / 2; i++) {
+		if (i < words)
+			sum += word[i];
+	}
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	return sum;
+}
+
+/* The next header behind an 8-byte hop-by-hop header holding nothing but padding (six Pad1,
+ * or one PadN of four zeros), which ip6_parse_tlv() accepts and forwarding leaves alone;
+ * -1 for anything else (router alert, jumbograms, unknown options: the kernel's). */
+static __always_inline int ipv6_padding_hop_by_hop(struct ipv6hdr *ip6h, void *data_end)
+{
+	__u8 *hbh = (void *)(ip6h + 1);
+	__u16 pad_n;
+
+	if ((void *)(hbh + 8) > data_end || hbh[1] != 0)
+		return -1;
+	if (*(__u32 *)(hbh + 4) != 0)
+		return -1;
+	pad_n = *(__u16 *)(hbh + 2);
+	if (pad_n != 0 && pad_n != bpf_htons(0x0104))
+		return -1;
+	return hbh[0];
+}
+
 /* The kernel trims a frame to its IP length before forwarding (Ethernet padding, trailing
  * bytes); do the same, as the last step, since it invalidates packet pointers. */
 static __always_inline void trim_to_ip_length(struct xdp_md *ctx, void *l3, __u32 ip_length, void *data_end)
@@ -214,16 +281,24 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 
 	if ((void *)(iph + 1) > data_end)
 		return XDP_PASS;
-	/* Options (ihl > 5) need the kernel's option processing; so does a short or lying
-	 * header. TTL <= 1 needs an ICMP time exceeded from the kernel. */
-	if (iph->version != 4 || iph->ihl != 5 || iph->ttl <= 1)
+	/* A short or lying header is the kernel's to drop. TTL <= 1 needs an ICMP time
+	 * exceeded from the kernel. */
+	if (iph->version != 4 || iph->ihl < 5 || iph->ttl <= 1)
 		return XDP_PASS;
-	if (bpf_ntohs(iph->tot_len) < sizeof(*iph) ||
+	if (bpf_ntohs(iph->tot_len) < iph->ihl * 4 ||
 	    (void *)iph + bpf_ntohs(iph->tot_len) > data_end)
 		return XDP_PASS;
-	/* The kernel drops IPv4 headers with a bad checksum; forwarding them would hide that. */
-	if (xdpkit_ipv4_header_sum(iph) != 0xFFFF)
-		return XDP_PASS;
+	/* The kernel drops IPv4 headers with a bad checksum; forwarding them would hide that.
+	 * Options other than padding need the kernel's option processing. */
+	if (iph->ihl == 5) {
+		if (xdpkit_ipv4_header_sum(iph) != 0xFFFF)
+			return XDP_PASS;
+	} else {
+		if ((void *)iph + IPV4_HEADER_MAX > data_end)
+			return XDP_PASS;
+		if (!ipv4_options_are_padding(iph) || ipv4_header_sum_with_options(iph) != 0xFFFF)
+			return XDP_PASS;
+	}
 	if (ipv4_martian_source(iph->saddr) || ipv4_unforwardable_destination(iph->daddr))
 		return XDP_PASS;
 
@@ -248,13 +323,21 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 {
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
+	int l4_protocol;
 	int action;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return XDP_PASS;
-	/* Hop-by-hop options (next header 0) must be read by every router: the kernel's job. */
-	if (ip6h->version != 6 || ip6h->hop_limit <= 1 || ip6h->nexthdr == 0)
+	if (ip6h->version != 6 || ip6h->hop_limit <= 1)
 		return XDP_PASS;
+	/* Hop-by-hop options must be read by every router: the kernel's job, unless they are
+	 * only padding. */
+	l4_protocol = ip6h->nexthdr;
+	if (l4_protocol == 0) {
+		l4_protocol = ipv6_padding_hop_by_hop(ip6h, data_end);
+		if (l4_protocol < 0)
+			return XDP_PASS;
+	}
 	if ((void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len) > data_end)
 		return XDP_PASS;
 	/* Link-local traffic is never forwarded (the kernel answers it with ICMP); the other
@@ -264,7 +347,7 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 
 	fib.family = AF_INET6;
 	fib.flowinfo = *(__be32 *)ip6h & IPV6_FLOWINFO_MASK;
-	fib.l4_protocol = ip6h->nexthdr;
+	fib.l4_protocol = l4_protocol;
 	fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
 	__builtin_memcpy(fib.ipv6_src, ip6h->saddr.in6_u.u6_addr32, sizeof(fib.ipv6_src));
 	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, sizeof(fib.ipv6_dst));

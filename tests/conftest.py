@@ -38,6 +38,21 @@ def pytest_sessionstart(session):
                     pins=set(_bpf.pinned_files(_bpf.PIN_ROOT)))
 
 
+# Reports a test wants in the run's output whatever its outcome (the differential test's
+# per-class table): printed in pytest's terminal summary.
+REPORTS = []
+
+
+def report(text):
+    REPORTS.append(text)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for text in REPORTS:
+        terminalreporter.write_sep('-', 'xdpkit report')
+        terminalreporter.write_line(text)
+
+
 class Names:
     """Unique, short names: PREFIX + 4 hex + suffix, always within IFNAMSIZ."""
 

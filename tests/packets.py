@@ -47,6 +47,11 @@ def ipv4(src, dst, payload, ttl=64, proto=17, tos=0, ident=1, flags_frag=0x4000,
     return header[:10] + struct.pack('!H', csum) + header[12:] + payload
 
 
+def icmp_echo_request(ident, seq, payload):
+    body = struct.pack('!BBHHH', 8, 0, 0, ident, seq) + payload
+    return body[:2] + struct.pack('!H', checksum(body)) + body[4:]
+
+
 def ipv6(src, dst, payload, hlim=64, nexthdr=17, flow=0x12345):
     return struct.pack('!IHBB16s16s', (6 << 28) | flow, len(payload), nexthdr, hlim,
                        ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed) + payload

@@ -152,6 +152,33 @@ def declared_pins(text, pin_dir, maps_dir):
     return sorted(paths)
 
 
+def program_uses_pins(prog_id, paths):
+    """Whether the program with `prog_id` uses the very maps pinned at `paths`.
+
+    A pin that was removed and re-created by another instance names a new map; a program
+    loaded before still holds the old, unpinned one, which no later run can reach.
+    """
+    try:
+        fd = sysbpf.prog_fd_by_id(prog_id)
+    except OSError:
+        return False
+    try:
+        used = set(sysbpf.prog_map_ids(fd))
+    finally:
+        os.close(fd)
+    for path in paths:
+        try:
+            map_fd = sysbpf.obj_get(path)
+        except OSError:
+            return False
+        try:
+            if sysbpf.map_info(map_fd)['id'] not in used:
+                return False
+        finally:
+            os.close(map_fd)
+    return True
+
+
 def devmap_hash_declarations(text):
     """(name, max_entries) of every XDPKIT_DEVMAP_HASH in the flattened source."""
     return [(name, int(size)) for name, size in _DEVMAP_HASH_RE.findall(text)]

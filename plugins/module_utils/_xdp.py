@@ -235,12 +235,13 @@ class XdpProgramManager:
         digest = _bpf.program_digest(text, cflags, self.function, self.mode)
         port_tables = [os.path.join(self.maps_dir, name) for name, _size in _ports.port_table_declarations(text)]
         port = _ports.wanted_port(self.namespace, link, ipv4_addressed) if port_tables else None
-        # Every pin must still be there: a map unpinned behind our back is one later runs
-        # (xdp_map, xdp_stats tools) can no longer reach, so the program is loaded afresh.
+        # Every pin must still be there and be the map the program uses: a map unpinned
+        # behind our back (or re-pinned by another port's reload) is one later runs (xdp_map,
+        # xdp_stats) can no longer reach, so the program is loaded afresh on the pinned maps.
         up_to_date = (
             ours and meta and meta['prog_id'] == attached['prog_id'] and meta['digest'] == digest
             and attached['mode'] == self.mode and meta['maps_dir'] == self.maps_dir
-            and all(os.path.exists(path) for path in _bpf.declared_pins(text, self.pin_dir, self.maps_dir))
+            and _bpf.program_uses_pins(attached['prog_id'], _bpf.declared_pins(text, self.pin_dir, self.maps_dir))
         )
         if up_to_date:
             # The program is right; its port facts may not be (a sysctl or the MAC changed).

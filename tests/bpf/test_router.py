@@ -212,16 +212,48 @@ def test_bad_ipv4_header_checksum_goes_to_the_kernel(router):
     assert router.run(frame) == (XDP_PASS, frame)
 
 
-def test_ipv4_options_go_to_the_kernel(router):
-    frame = router.frame4(options=b'\x01\x01\x01\x00')  # NOP NOP NOP EOL
+@pytest.mark.parametrize('options', [b'\x07\x07\x04' + bytes(4) + b'\x00',  # record route: the kernel writes it
+                                     b'\x01\x00\x01\x00',                   # NOP after EOL: the kernel rewrites it
+                                     b'\x44\x04\x05\x00'])                  # timestamp
+def test_ipv4_options_the_kernel_processes_go_to_the_kernel(router, options):
+    frame = router.frame4(options=options)
     assert router.run(frame) == (XDP_PASS, frame)
 
 
-def test_ipv6_hop_by_hop_options_go_to_the_kernel(router):
-    hop_by_hop = bytes([17, 0, 1, 4, 0, 0, 0, 0])  # next header UDP, PadN
-    packet = ipv6('fd01::2', 'fd02::2', hop_by_hop + udp(1, 2, b'h'), nexthdr=0)
+@pytest.mark.parametrize('options', [b'\x01\x01\x01\x00', b'\x01' * 8, bytes(4), b'\x01' * 40])
+def test_ipv4_padding_options_are_forwarded_untouched_like_the_kernel_does(router, options):
+    frame = router.frame4(options=options, ttl=64, payload=b'o' * 64)
+    action, out = router.run(frame)
+    assert action == XDP_REDIRECT and out[22] == 63 and ipv4_header_ok(out)
+    assert out[14:22] == frame[14:22] and out[23:24] == frame[23:24] and out[26:] == frame[26:]
+
+
+def test_ipv4_options_with_a_bad_checksum_go_to_the_kernel(router):
+    frame = router.frame4(options=b'\x01\x01\x01\x00', bad_checksum=True)
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_short_ipv4_packets_with_options_go_to_the_kernel(router):
+    frame = router.frame4(options=b'\x01\x01\x01\x00', payload=b'')  # 24 + 8 bytes of IP: under 60
+    assert router.run(frame) == (XDP_PASS, frame)
+
+
+@pytest.mark.parametrize('options', [bytes([5, 2, 0, 0, 1, 0]),       # router alert: every router reads it
+                                     bytes([1, 4, 0, 0, 0, 1]),       # PadN with a non-zero byte
+                                     bytes([0xc2, 4, 0, 0, 0, 0])])   # jumbo payload
+def test_ipv6_hop_by_hop_options_go_to_the_kernel(router, options):
+    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h'), nexthdr=0)
     frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, packet)
     assert router.run(frame) == (XDP_PASS, frame)
+
+
+@pytest.mark.parametrize('options', [bytes([1, 4, 0, 0, 0, 0]), bytes(6)])
+def test_ipv6_padding_hop_by_hop_is_forwarded_like_the_kernel_does(router, options):
+    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h'), nexthdr=0)
+    frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, packet)
+    action, out = router.run(frame)
+    assert action == XDP_REDIRECT
+    assert_forwarded(router, frame, out, 21)
 
 
 def test_ipv4_length_longer_than_the_frame_goes_to_the_kernel(router):
