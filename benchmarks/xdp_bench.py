@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, '.collections'))
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import (  # noqa: E402
@@ -45,10 +46,21 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import ( 
 )
 
 MODES = ('kernel', 'hardcoded', 'map', 'fib4', 'fib6', 'limit')
+# One CPU for the generator and the whole forwarding path: nothing is lost, so each mode's
+# per-packet cost is 1/delivered - 1/limit. The router before parity (benchmarks/baseline/)
+# runs beside the current one, so the cost of parity is measured on the same run.
+# *_strict: rp_filter=1 on the forwarding port, as on a real router; Linux then validates every
+# source with a second FIB lookup, as the router always does.
+ONE_CPU_MODES = ('limit', 'kernel4', 'kernel6', 'fib4', 'fib6', 'fib4_before', 'fib6_before', 'kernel4_strict',
+                 'fib4_strict')
+BASELINE_ROUTER = os.path.join(HERE, 'baseline', 'xdp_router.c')
 GEN_MAC = '02:bb:00:00:01:02'
 HOST_G_MAC = '02:bb:00:00:01:01'
 HOST_S_MAC = '02:bb:00:00:02:01'
-SINK_MAC = '02:bb:00:00:02:02'
+# The sink's MAC is the forwarding port's own (two links of different segments may share one):
+# BPF_PROG_RUN repeats on one buffer, and the router writes the next hop's MAC into it, which
+# must again be the port's own address for the next repetition to be routed (PACKET_HOST).
+SINK_MAC = HOST_G_MAC
 NET4 = ('10.201.1', '10.201.2')
 NET6 = ('fd00:201:1', 'fd00:201:2')
 PROGRAMS = ('xdp_pass', 'xdp_redirect', 'xdp_redirect_map', 'xdp_router', 'xdp_sink', 'xdp_trafficgen')
@@ -149,7 +161,11 @@ class Bed:
     def configure(self, mode):
         """Put mode's forwarder on the host port facing the generator."""
         port = {'interface': self.port_g, 'maps_dir': self.maps_dir}
-        if mode == 'kernel':
+        # The port is the bench's own: its rp_filter can change without touching the host's.
+        with open('/proc/sys/net/ipv4/conf/%s/rp_filter' % self.port_g, 'w') as handle:
+            handle.write('1' if mode.endswith('_strict') else '0')
+        mode = mode[:-len('_strict')] if mode.endswith('_strict') else mode
+        if mode.startswith('kernel'):
             module('xdp_program', program='xdp_pass', **port)
         elif mode == 'limit':
             module('xdp_program', program='xdp_sink', **port)
@@ -163,7 +179,11 @@ class Bed:
             module('xdp_map', path=self.maps_dir + '/mac_table', exclusive=True,
                    entries=[{'key': GEN_MAC, 'value': SINK_MAC}])
         else:
-            module('xdp_program', program='xdp_router', **port)
+            # The host's own netfilter state is part of what is measured, not a reason to stop.
+            if mode.endswith('_before'):
+                module('xdp_program', src=BASELINE_ROUTER, function='xdp_router', netfilter='bypass', **port)
+            else:
+                module('xdp_program', program='xdp_router', netfilter='bypass', **port)
             module('xdp_map', path=self.maps_dir + '/tx_ports', exclusive=True,
                    entries=[{'key': self.port_s, 'value': self.port_s}])
 
@@ -208,6 +228,16 @@ def place_cpus():
     os.sched_setaffinity(0, {cpus[0]})
     return {'cpus': len(cpus), 'generator_cpu': cpus[0], 'threaded_napi': False,
             'napi_cpu': cpus[1] if len(cpus) > 1 else None}
+
+
+def unthread_napi(bed):
+    """NAPI back in softirq on the CPU that sent the frame: the one-CPU measurement."""
+    try:
+        with open('/sys/class/net/%s/threaded' % bed.port_g, 'w') as handle:
+            handle.write('0')
+    except OSError as exc:
+        log('threaded NAPI could not be turned off on %s: %s' % (bed.port_g, exc))
+    write_sysfs_in_netns(bed.sink_ns, 'class/net/s0/threaded', '0')
 
 
 def thread_napi(bed, how):
@@ -304,13 +334,65 @@ def measure(bed, generator, mode, size, packets):
     return {'pps': delivered / elapsed, 'delivered': delivered, 'lost': packets - delivered, 'seconds': elapsed}
 
 
+def one_cpu_costs(bed, generators, packets, runs, cost_repeat):
+    """Delivered Mpps at 64 bytes with everything on the generator's CPU, modes interleaved
+    run by run; per-packet cost of each forwarding path beyond the generator's own."""
+    samples = {mode: [] for mode in ONE_CPU_MODES}
+    cost = {}
+    for run in range(runs):
+        for mode in ONE_CPU_MODES:
+            bed.configure(mode)
+            unthread_napi(bed)
+            generator = generators[6 if '6' in mode else 4]
+            if run == 0:
+                measure(bed, generator, mode, 64, min(packets, 10000))
+                if mode.startswith('fib'):
+                    cost[mode] = program_cost(bed, mode.replace('_strict', ''), cost_repeat)
+                if mode == 'fib4':
+                    cost['fib4_without_source_check'] = without_source_check(bed, cost_repeat)
+            samples[mode].append(measure(bed, generator, mode, 64, packets))
+    result = {'modes': {}, 'cost': cost}
+    for mode, points in samples.items():
+        mpps = statistics.median(p['pps'] for p in points) / 1e6
+        result['modes'][mode] = {'median_mpps': mpps, 'median_loss': statistics.median(p['lost'] / packets
+                                                                                      for p in points),
+                                 'samples': points}
+    limit = result['modes']['limit']['median_mpps']
+    for mode, point in result['modes'].items():
+        if mode != 'limit' and point['median_mpps'] > 0:
+            point['path_ns'] = 1e3 / point['median_mpps'] - 1e3 / limit
+    ratios = {}
+    for kernel_mode, routers in (('kernel4', ('fib4', 'fib4_before')), ('kernel6', ('fib6', 'fib6_before')),
+                                 ('kernel4_strict', ('fib4_strict',))):
+        kernel = result['modes'][kernel_mode].get('path_ns')
+        for router in routers:
+            path = result['modes'][router].get('path_ns')
+            if kernel and path and path > 0:
+                ratios['%s_over_%s' % (kernel_mode, router)] = kernel / path
+    result['ratios'] = ratios
+    return result
+
+
+def without_source_check(bed, repeat):
+    """The router's ns/packet with IPv4 source validation off (rp_filter 0, accept_local 1 in
+    its port table entry, the one setting under which Linux checks nothing either): the
+    difference to fib4 is what the reverse lookup costs. The entry is put back after."""
+    table = os.path.join(bed.maps_dir, 'ports')
+    entry = _ports.read_port(table, bed.ifindex_g)
+    _ports.write_port(table, bed.ifindex_g, dict(entry, rp_filter=0, accept_local=1))
+    try:
+        return program_cost(bed, 'fib4', repeat)
+    finally:
+        _ports.write_port(table, bed.ifindex_g, entry)
+
+
 def program_cost(bed, mode, repeat):
     """ns per packet of mode's forwarder on a fixed 64-byte frame, from BPF_PROG_RUN.
 
     Repeated runs reuse one buffer, which the router changes (TTL): start at TTL 255 and run
     in slices of 250, so every run takes the forwarding path, never the TTL <= 1 one."""
     program = interface_program(None, bed.port_g)
-    if mode == 'fib6':
+    if mode in ('fib6', 'fib6_before'):
         l3 = struct.pack('!IHBB16s16s', 6 << 28, 18, 17, 255, ipaddress.ip_address(NET6[0] + '::2').packed,
                          ipaddress.ip_address(NET6[1] + '::2').packed) + bytes(18)
         proto = 0x86DD
@@ -412,6 +494,33 @@ def markdown(results):
     if headline:
         lines += ['', '**fib / kernel at %d bytes: %.2fx** (IPv4); fib IPv6 / kernel: %.2fx.' % (
             results['sizes'][0], headline['fib4_over_kernel'], headline['fib6_over_kernel'])]
+    one = results.get('one_cpu')
+    if one:
+        lines += ['', '## One CPU: the cost of each forwarding path', '',
+                  'Generator and the whole forwarding path on CPU %d (NAPI in softirq), 64 B, median of %d runs '
+                  '(modes interleaved). Per-packet cost of the path beyond the generator = 1/delivered - 1/limit.'
+                  % (results['how']['generator_cpu'], results['runs']), '',
+                  '| mode | delivered Mpps | loss | path ns/packet | program ns/packet (BPF_PROG_RUN) |',
+                  '|---|---|---|---|---|']
+        for mode in ONE_CPU_MODES:
+            point = one['modes'][mode]
+            cost = one['cost'].get(mode)
+            lines.append('| %s | %.3f | %.1f%% | %s | %s |' % (
+                mode, point['median_mpps'], 100 * point['median_loss'],
+                '%.0f' % point['path_ns'] if 'path_ns' in point else '-',
+                '%.0f' % cost['ns_per_packet'] if cost else '-'))
+        if 'fib4_without_source_check' in one['cost']:
+            with_check = one['cost']['fib4']['ns_per_packet']
+            without = one['cost']['fib4_without_source_check']['ns_per_packet']
+            lines += ['', 'IPv4 source validation (the reverse FIB lookup) costs %.0f ns of the router\'s %.0f ns '
+                      '(%.0f ns with it off, as Linux with rp_filter 0 and accept_local 1 checks nothing either).' % (
+                          with_check - without, with_check, without)]
+        r = one['ratios']
+        lines += ['', '**Kernel / router per-packet cost, IPv4: %.2fx** (before parity: %.2fx); IPv6: %.2fx '
+                  '(before: %.2fx); IPv4 with rp_filter=1 on both: %.2fx.' % (
+                      r.get('kernel4_over_fib4', 0), r.get('kernel4_over_fib4_before', 0),
+                      r.get('kernel6_over_fib6', 0), r.get('kernel6_over_fib6_before', 0),
+                      r.get('kernel4_strict_over_fib4_strict', 0))]
     cp = results['control_plane']
     lines += ['', '## Control plane', '', 'bcc compile seconds: ' + ', '.join(
         '%s %.2f' % kv for kv in sorted(cp['compile_seconds'].items()))]
@@ -501,6 +610,8 @@ def main(argv=None):
                     'samples': samples}
                 log('  %4d B: %.3f Mpps (%.3f - %.3f)' % (size, statistics.median(mpps), min(mpps), max(mpps)))
             results['cost'][mode] = program_cost(bed, mode, args.cost_repeat)
+        log('one CPU: generator and forwarding path together, modes interleaved')
+        results['one_cpu'] = one_cpu_costs(bed, generators, args.packets, args.runs, args.cost_repeat)
         how['summary'] = 'Generator pinned to CPU %d; %s.' % (
             how['generator_cpu'], 'threaded NAPI for the forwarding port and the sink, pinned to CPU %s'
             % how['napi_cpu'] if how['threaded_napi'] else 'NAPI in softirq on the generator\'s CPU')

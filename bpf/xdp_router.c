@@ -27,8 +27,13 @@
  * Intentional differences, all on the side of handing over more than needed (same wire):
  *   - a multipath route back to the source is checked against the one path the lookup picked;
  *   - with accept_local, a local source is handed over rather than validated here;
- *   - the port table (rp_filter, accept_local, MAC) is read when xdp_program runs: change
- *     those sysctls or the MAC and run it again (it reports the refresh as a change).
+ *   - 0/8 IPv4 destinations and ::, IPv4-mapped IPv6 addresses: kernels differ (6.x forwards
+ *     them along a default route, older ones drop them), so the kernel decides;
+ *   - padding-only IPv4 options in a packet of under IPV4_HEADER_MAX bytes, and hop-by-hop
+ *     padding other than six Pad1 or one four-byte PadN, go to the kernel.
+ * And one that is not: the port table (rp_filter, accept_local, MAC) is read when
+ * xdp_program runs. Change those sysctls or the MAC, then run it again (it reports the
+ * refresh as a change); until then the router applies the settings it was given.
  * Not modelled, so do not attach it where they matter: multicast routing, proxy_ndp, IPsec
  * policies, netfilter (the xdp_program module refuses to attach over netfilter rules).
  *
@@ -44,6 +49,12 @@
 #define AF_INET6 10
 #endif
 #define IPV6_FLOWINFO_MASK bpf_htonl(0x0FFFFFFF)
+
+/* Kernel 6.5's flag, missing from older UAPI headers: the reverse lookup needs the route,
+ * not the neighbour. Older kernels refuse it (-EINVAL); the lookup is then repeated without. */
+#ifndef BPF_FIB_LOOKUP_SKIP_NEIGH
+#define BPF_FIB_LOOKUP_SKIP_NEIGH (1U << 2)
+#endif
 
 #if defined(FIB_LOOKUP_DIRECT) && FIB_LOOKUP_DIRECT
 #define XDPKIT_FIB_FLAGS BPF_FIB_LOOKUP_DIRECT
@@ -221,7 +232,11 @@ static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *i
 	rev.ipv4_src = iph->daddr;
 	rev.ipv4_dst = iph->saddr;
 	rev.ifindex = egress;
-	rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_FIB_FLAGS);
+	rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_FIB_FLAGS | BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (rc < 0) {
+		rev.ifindex = egress;
+		rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_FIB_FLAGS);
+	}
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
 	case BPF_FIB_LKUP_RET_NO_NEIGH:

@@ -146,7 +146,8 @@ _PINNED_TABLE_RE = re.compile(r'(XDPKIT_PIN_DIR|XDPKIT_MAPS_DIR)\s*"/([A-Za-z0-9
 
 def declared_pins(text, pin_dir, maps_dir):
     """Paths of every map the program pins (stats, tables, devmaps), from its source."""
-    paths = {os.path.join(maps_dir, name) for name, _size in devmap_hash_declarations(text) + port_table_declarations(text)}
+    shared = devmap_hash_declarations(text) + port_table_declarations(text)
+    paths = {os.path.join(maps_dir, name) for name, _size in shared}
     for directory, name in _PINNED_TABLE_RE.findall(text):
         paths.add(os.path.join(pin_dir if directory == 'XDPKIT_PIN_DIR' else maps_dir, name))
     return sorted(paths)

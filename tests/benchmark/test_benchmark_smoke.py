@@ -28,6 +28,17 @@ def test_benchmark_runs_on_a_tiny_packet_count(cleanup, tmp_path):
     assert results['cost']['fib4']['actions'] == [4] and results['cost']['fib6']['actions'] == [4]
     assert results['cost']['map']['actions'] == [4] and results['cost']['hardcoded']['actions'] == [4]
     assert results['headline']['fib4_over_kernel'] > 0
+    # The one-CPU section: every path delivered, the routers (now and before parity) took
+    # their forwarding path in the ns/packet measurement, and the ratios were computed.
+    one = results['one_cpu']
+    assert set(one['modes']) == {'limit', 'kernel4', 'kernel6', 'fib4', 'fib6', 'fib4_before', 'fib6_before',
+                                 'kernel4_strict', 'fib4_strict'}
+    assert all(len(p['samples']) == 2 and all(s['delivered'] > 0 for s in p['samples']) for p in one['modes'].values())
+    for mode in ('fib4', 'fib6', 'fib4_before', 'fib6_before', 'fib4_strict', 'fib4_without_source_check'):
+        assert one['cost'][mode]['actions'] == [4], (mode, one['cost'][mode])
+    # On 3,000 packets a path can measure faster than the limit (noise): no ratio is asserted.
+    assert all('path_ns' in p for mode, p in one['modes'].items() if mode != 'limit')
+    assert '## One CPU' in (tmp_path / 'benchmark.md').read_text()
     assert set(results['control_plane']['compile_seconds']) >= {'xdp_router', 'xdp_trafficgen'}
     assert results['control_plane']['converge_seconds_by_pairs']['1']['converge'] > 0
     assert (tmp_path / 'benchmark.png').stat().st_size > 1000

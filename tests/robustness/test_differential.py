@@ -261,7 +261,7 @@ def forwarded_unchanged(frame, at_sink, back):
 
 def class_table(frames, kernel, xdp):
     rows = {}
-    for (cls, frame), (k_sink, k_back, _none), (x_sink, x_back, action) in zip(frames, kernel, xdp):
+    for (cls, frame), (k_sink, k_back, _none), (x_sink, x_back, action) in zip(frames, kernel, xdp, strict=True):
         row = rows.setdefault(cls, {'frames': 0, 'redirected': 0, 'passed': 0, 'dropped': 0, 'differences': 0,
                                     'linux forwarded': 0})
         row['frames'] += 1

@@ -1,0 +1,90 @@
+"""Pure functions behind the router's guards: the port table's rules, which netfilter chains an
+XDP redirect would skip, and which programs forward at all."""
+
+import struct
+
+import pytest
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netfilter, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import forwards_frames
+
+
+@pytest.mark.parametrize('rp_all, rp_dev, addressed, wanted', [
+    (0, 0, True, 0), (1, 0, True, 1), (0, 2, True, 2), (2, 1, True, 2), (1, 2, True, 2),
+    # loose on a port without IPv4 addresses fails everything not routed back through it
+    (2, 0, False, 1), (0, 1, False, 1), (0, 0, False, 0),
+])
+def test_rp_filter_is_the_larger_of_all_and_the_port_as_the_kernel_applies_it(rp_all, rp_dev, addressed, wanted):
+    assert _ports.effective_rules(rp_all, rp_dev, 0, 0, addressed)['rp_filter'] == wanted
+
+
+@pytest.mark.parametrize('local_all, local_dev, wanted', [(0, 0, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1)])
+def test_accept_local_is_on_when_all_or_the_port_says_so(local_all, local_dev, wanted):
+    assert _ports.effective_rules(0, 0, local_all, local_dev, True)['accept_local'] == wanted
+
+
+def test_port_entry_round_trips_through_the_kernel_layout():
+    entry = {'mac': '02:ab:cd:00:00:01', 'rp_filter': 2, 'accept_local': 1}
+    raw = _ports.encode(entry)
+    assert raw == bytes.fromhex('02abcd000001') + b'\x02\x01' and len(raw) == _ports.PORT_SIZE
+    assert _ports.decode(raw) == entry
+
+
+def test_port_tables_are_found_by_their_macro():
+    text = 'XDPKIT_DEVMAP_HASH(tx_ports, 256);\nXDPKIT_PORT_TABLE(ports, 256);\n  XDPKIT_PORT_TABLE(more, 8);\n'
+    assert _ports.port_table_declarations(text) == [('ports', 256), ('more', 8)]
+
+
+def chain(family, name, hook, policy=1, table='t'):
+    return {'family': family, 'table': table, 'name': name, 'hook': hook, 'policy': policy}
+
+
+def test_chains_xdp_would_skip_are_those_on_prerouting_forward_postrouting_with_rules_or_drop():
+    chains = [chain('inet', 'fwd_drop', 2, policy=0), chain('ip', 'pre', 0), chain('ip6', 'post', 4),
+              chain('inet', 'input', 1, policy=0), chain('ip', 'output', 3), chain('ip', 'empty_forward', 2),
+              chain('inet', 'regular', None), chain('netdev', 'ingress', 0), chain('bridge', 'fwd', 2, policy=0)]
+    counts = {('ip', 't', 'pre'): 2, ('ip6', 't', 'post'): 1, ('ip', 't', 'output'): 5, ('netdev', 't', 'ingress'): 1,
+              ('inet', 't', 'regular'): 4}
+    found = _netfilter.bypassed_nftables_chains(chains, counts)
+    assert [(c['family'], c['chain'], c['hook']) for c in found] == [
+        ('inet', 'fwd_drop', 'forward'), ('ip', 'pre', 'prerouting'), ('ip6', 'post', 'postrouting'),
+        ('netdev', 'ingress', 'ingress')]
+    assert found[0]['policy'] == 'drop' and found[1]['rules'] == 2
+    assert 'nftables inet t chain fwd_drop (forward hook: policy drop)' == _netfilter.describe_chain(found[0])
+    assert '(prerouting hook: 2 rules)' in _netfilter.describe_chain(found[1])
+
+
+def legacy_table(valid_hooks, hook_entry, underflow, policies, target_offset_at=88, entry_size=152):
+    """GET_INFO and GET_ENTRIES bytes of a legacy table whose policy entries sit at `underflow`."""
+    info = struct.pack(_netfilter.GETINFO_FORMAT, b'filter', valid_hooks, *hook_entry, *underflow, 0, 0)
+    entries = bytearray(max(underflow) + entry_size)
+    for hook, verdict in policies.items():
+        at = underflow[hook]
+        struct.pack_into('=H', entries, at + target_offset_at, 112)
+        struct.pack_into('=i', entries, at + 112 + 32, verdict)
+    return info, bytes(entries)
+
+
+def test_legacy_forward_rules_and_drop_policies_are_read_from_the_entries():
+    # filter: INPUT(1), FORWARD(2), OUTPUT(3); FORWARD has one rule and policy DROP.
+    info, entries = legacy_table(0b1110, [0, 0, 152, 456, 0], [0, 0, 304, 456, 0],
+                                 {1: -2, 2: _netfilter.STANDARD_DROP, 3: -2})
+    state = _netfilter.legacy_hook_state(info, entries, 88)
+    assert state == {'FORWARD': (True, 'drop')}
+
+
+def test_empty_legacy_chains_with_accept_policies_are_harmless():
+    info, entries = legacy_table(0b10011, [0, 152, 0, 0, 304], [0, 152, 0, 0, 304], {0: -2, 1: -2, 4: -2})
+    assert _netfilter.legacy_hook_state(info, entries, 88) == {'PREROUTING': (False, 'accept'),
+                                                               'POSTROUTING': (False, 'accept')}
+
+
+@pytest.mark.parametrize('source, forwards', [
+    ('int f(struct xdp_md *c) { return XDP_PASS; }', False),
+    ('int f(struct xdp_md *c) { return tx_ports.redirect_map(1, 0); }', True),
+    ('int f(struct xdp_md *c) { return bpf_redirect(7, 0); }', True),
+    ('int f(struct xdp_md *c) { return XDP_TX; }', True),
+    ('/* never bpf_redirect() here */ int f(struct xdp_md *c) { return XDP_DROP; } // XDP_TX', False),
+])
+def test_forwarding_programs_are_the_ones_that_redirect_or_transmit(source, forwards):
+    assert forwards_frames(source) is forwards
