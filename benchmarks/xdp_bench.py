@@ -354,9 +354,8 @@ def one_cpu_costs(bed, generators, packets, runs, cost_repeat):
     result = {'modes': {}, 'cost': cost}
     for mode, points in samples.items():
         mpps = statistics.median(p['pps'] for p in points) / 1e6
-        result['modes'][mode] = {'median_mpps': mpps, 'median_loss': statistics.median(p['lost'] / packets
-                                                                                      for p in points),
-                                 'samples': points}
+        loss = statistics.median(p['lost'] / packets for p in points)
+        result['modes'][mode] = {'median_mpps': mpps, 'median_loss': loss, 'samples': points}
     limit = result['modes']['limit']['median_mpps']
     for mode, point in result['modes'].items():
         if mode != 'limit' and point['median_mpps'] > 0:

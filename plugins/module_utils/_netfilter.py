@@ -159,8 +159,8 @@ def describe_chain(chain):
         what.append('%d rule%s' % (chain['rules'], '' if chain['rules'] == 1 else 's'))
     if chain['policy'] == 'drop':
         what.append('policy drop')
-    return '%s %s %s chain %s (%s hook: %s)' % (chain['source'], chain['family'], chain['table'], chain['chain'],
-                                               chain['hook'], ', '.join(what))
+    return '%s %s %s chain %s (%s hook: %s)' % (
+        chain['source'], chain['family'], chain['table'], chain['chain'], chain['hook'], ', '.join(what))
 
 
 def refusal(namespace, interface, program, chains):

@@ -206,8 +206,8 @@ program:
       type: bool
     port:
       description:
-        - The port table entry of the interface, for programs that declare one (null otherwise):
-          C(mac), C(rp_filter) (0 off, 1 strict, 2 loose) and C(accept_local), as the kernel applies them.
+        - The port table entry of the interface, for programs that declare one (null otherwise).
+        - C(mac), C(rp_filter) (0 off, 1 strict, 2 loose) and C(accept_local), as the kernel applies them.
       type: dict
 pin_dir:
   description: bpffs directory of this program instance.
