@@ -84,6 +84,11 @@ def check_pin_dir(path, what):
 
 
 def default_pin_dir(namespace, interface):
+    """PIN_ROOT/NAMESPACE@INTERFACE; without a namespace, the one the module runs in (empty
+    for the host's), so that namespaces entered by the netns connection keep their own pins."""
+    if not namespace:
+        from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import current_netns_name
+        namespace = current_netns_name()
     return '%s/%s@%s' % (PIN_ROOT, namespace or '', interface)
 
 

@@ -29,6 +29,16 @@ def require_pyroute2(module):
 
 
 LOCK_FILE = '/run/xdpkit/lock'
+
+
+def lock_file():
+    """The host's lock, or one of its own for a namespace the module was run in (the netns
+    connection): routers in namespaces of one lab host converge in parallel."""
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import current_netns_name
+    name = current_netns_name()
+    return LOCK_FILE if name is None else '%s@%s' % (LOCK_FILE, name)
+
+
 LOCK_TIMEOUT = 300
 
 
@@ -39,12 +49,13 @@ class HostLock:
 
     def __init__(self, module_name, timeout=LOCK_TIMEOUT):
         self.module_name = module_name
+        self.path = lock_file()
         self.timeout = timeout
         self.handle = None
 
     def __enter__(self):
-        os.makedirs(os.path.dirname(LOCK_FILE), exist_ok=True)
-        self.handle = open(LOCK_FILE, 'a+')
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.handle = open(self.path, 'a+')
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -59,7 +70,7 @@ class HostLock:
                     self.handle.close()
                     raise XdpkitError(
                         "another xdpkit run holds %s (%s) and did not let go within %d s; wait for it to "
-                        "finish, or stop it if it hangs" % (LOCK_FILE, holder, self.timeout))
+                        "finish, or stop it if it hangs" % (self.path, holder, self.timeout))
                 time.sleep(0.05)
         self.handle.seek(0)
         self.handle.truncate()

@@ -71,6 +71,40 @@ def netns_inode(name):
     return os.stat(netns_path(name)).st_ino
 
 
+def current_netns_name():
+    """The name under /run/netns of the namespace this process runs in, or None when it has
+    none (the namespace Ansible was started in: "the host"). Modules run through the netns
+    connection plugin are in a named namespace without being told its name; pins and locks
+    keyed by this never mix two namespaces whose interfaces have the same names."""
+    here = os.stat('/proc/thread-self/ns/net').st_ino
+    for name in list_netns():
+        try:
+            if os.stat(netns_path(name)).st_ino == here:
+                return name
+        except OSError:
+            continue
+    return None
+
+
+# Run inside the namespace as `ip netns exec` does, but keep bpffs: a private mount namespace
+# with a sysfs of the network namespace's own (so /sys/class/net and fact gathering show its
+# interfaces), and the bpffs mounted on /sys/fs/bpf moved back over it (pins must outlive the
+# command).
+_ENTER_SCRIPT = ('bpffs=$(mktemp -d) && mount --bind /sys/fs/bpf "$bpffs" && umount -l /sys && '
+                 'mount -t sysfs -o ro xdpkit-netns /sys && mount --move "$bpffs" /sys/fs/bpf && rmdir "$bpffs" && '
+                 'exec "$0" -c "$1"')
+
+
+def netns_command(name, command, shell='/bin/sh'):
+    """A shell command line that runs `command` (a shell command line) in namespace `name`."""
+    import shlex
+
+    check_netns_name(name)
+    return 'nsenter --net=%s -- unshare --mount --propagation slave -- %s -c %s %s %s' % (
+        shlex.quote(netns_path(name)), shlex.quote(shell), shlex.quote(_ENTER_SCRIPT), shlex.quote(shell),
+        shlex.quote(command))
+
+
 def missing_netns_error(name):
     existing = ', '.join(list_netns()) or 'none'
     return XdpkitError(

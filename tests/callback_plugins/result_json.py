@@ -22,6 +22,7 @@ class CallbackModule(CallbackBase):
 
     def _emit(self, result, **extra):
         data = dict(result._result)
+        data['_host'] = result._host.get_name()
         data.update(extra)
         self._display.display('RESULT ' + json.dumps(data, default=str))
 
