@@ -150,9 +150,11 @@ def run_module(module, args, check=False, diff=False):
             proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
 
 
-def run_playbook(playbook, extra_vars=None, check=False, timeout=900):
+def run_playbook(playbook, extra_vars=None, check=False, timeout=900, inventory=None):
     """Run a playbook from the collection root; return (rc, stdout, stderr) with the default callback."""
     cmd = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook]
+    if inventory:
+        cmd += ['-i', str(inventory)]
     if extra_vars is not None:
         cmd += ['-e', json.dumps(extra_vars)]
     if check:

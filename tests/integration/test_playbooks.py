@@ -1,5 +1,7 @@
-"""site.yml's building blocks as a user runs them: playbooks/router.yml on 'real' interfaces."""
+"""site.yml's building blocks as a user runs them: playbooks/router.yml on 'real' interfaces,
+driven by the inventory's per-host data as on a fleet."""
 
+import json
 import os
 
 from conftest import in_ns, run_playbook
@@ -17,7 +19,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import Vet
 FORWARDING = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding')
 
 
-def test_router_playbook_routes_between_given_interfaces_and_undoes_itself(cleanup):
+def test_router_playbook_routes_between_given_interfaces_and_undoes_itself(cleanup, tmp_path):
     names = cleanup
     for side, net in (('a', '10.68.1'), ('b', '10.68.2')):
         create_netns(names(side))
@@ -27,11 +29,18 @@ def test_router_playbook_routes_between_given_interfaces_and_undoes_itself(clean
         RouteManager({'namespace': names(side), 'dest': 'default', 'gateway': net + '.1', 'state': 'present'}).run()
     before = [read_sysctl(None, key) for key in FORWARDING]
     maps_dir = '/sys/fs/bpf/xdpkit/' + names('rt')
-    extra = {'router_interfaces': [names('a'), names('b')], 'router_maps_dir': maps_dir}
+    # The router's data lives in the inventory (host_vars), not on the command line.
+    (tmp_path / 'host_vars').mkdir()
+    (tmp_path / 'host_vars' / 'localhost.yml').write_text(json.dumps({
+        'router_interfaces': [names('a'), names('b')], 'router_maps_dir': maps_dir, 'router_prerequisites': False}))
+    (tmp_path / 'hosts.yml').write_text(json.dumps({'all': {'hosts': {'localhost': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': '/usr/bin/python3'}}}}))
+    inventory = tmp_path / 'hosts.yml'
+    extra = {}
 
-    rc, out, err = run_playbook('playbooks/router.yml', extra)
+    rc, out, err = run_playbook('playbooks/router.yml', inventory=inventory)
     assert rc == 0, out[-4000:] + err[-2000:]
-    rc, out = run_playbook('playbooks/router.yml', extra)[:2]
+    rc, out = run_playbook('playbooks/router.yml', inventory=inventory)[:2]
     assert rc == 0 and 'changed=0' in out, out[-3000:]
     # The receiving ends use GRO instead of xdp_pass: the kernel >= 5.13 way.
     in_ns(names('a'), 'ping', '-c', '5', '-i', '0.1', '-W', '2', '10.68.2.2')
@@ -43,7 +52,7 @@ def test_router_playbook_routes_between_given_interfaces_and_undoes_itself(clean
     finally:
         os.close(fd)
 
-    rc, out, err = run_playbook('playbooks/router.yml', dict(extra, state='absent'))
+    rc, out, err = run_playbook('playbooks/router.yml', dict(extra, state='absent'), inventory=inventory)
     assert rc == 0, out[-4000:] + err[-2000:]
     assert interface_program(None, names('a')) is None
     assert not os.path.exists(maps_dir)
