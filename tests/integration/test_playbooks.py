@@ -36,7 +36,6 @@ def test_router_playbook_routes_between_given_interfaces_and_undoes_itself(clean
     (tmp_path / 'hosts.yml').write_text(json.dumps({'all': {'hosts': {'localhost': {
         'ansible_connection': 'local', 'ansible_python_interpreter': '/usr/bin/python3'}}}}))
     inventory = tmp_path / 'hosts.yml'
-    extra = {}
 
     rc, out, err = run_playbook('playbooks/router.yml', inventory=inventory)
     assert rc == 0, out[-4000:] + err[-2000:]
@@ -52,7 +51,7 @@ def test_router_playbook_routes_between_given_interfaces_and_undoes_itself(clean
     finally:
         os.close(fd)
 
-    rc, out, err = run_playbook('playbooks/router.yml', dict(extra, state='absent'), inventory=inventory)
+    rc, out, err = run_playbook('playbooks/router.yml', {'state': 'absent'}, inventory=inventory)
     assert rc == 0, out[-4000:] + err[-2000:]
     assert interface_program(None, names('a')) is None
     assert not os.path.exists(maps_dir)

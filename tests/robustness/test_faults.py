@@ -17,7 +17,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns, remove_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp import attached_program, detach
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp import attached_program, detach, program_info
 
 FORWARDING = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding')
 
@@ -107,17 +107,11 @@ def router_state(prefix):
 
 
 def _program_name(prog_id):
-    fd = sysbpf.prog_fd_by_id(prog_id)
-    try:
-        return sysbpf.prog_info(fd)['name']
-    finally:
-        os.close(fd)
+    return program_info(prog_id)['name']
 
 
 def map_ids_of_program(interface):
-    with iproute() as ipr:
-        program = attached_program(ipr, get_link(ipr, interface)['ifindex'])
-    fd = sysbpf.prog_fd_by_id(program['prog_id'])
+    fd = sysbpf.prog_fd_by_id(_attached_id(interface))
     try:
         return set(sysbpf.prog_map_ids(fd))
     finally:
