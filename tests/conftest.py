@@ -8,8 +8,10 @@ import errno
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -117,6 +119,51 @@ def cleanup(names):
     _remove_prefixed(names.prefix)
     yield names
     _remove_prefixed(names.prefix)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """An sshd of the test's own on 127.0.0.1 with throw-away keys; yields the inventory
+    variables that reach it as root."""
+    for key in ('host', 'client'):
+        subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(tmp_path / key)], check=True)
+    (tmp_path / 'authorized_keys').write_text((tmp_path / 'client.pub').read_text())
+    port = free_port()
+    config = tmp_path / 'sshd_config'
+    config.write_text('\n'.join([
+        'Port %d' % port, 'ListenAddress 127.0.0.1', 'HostKey %s' % (tmp_path / 'host'),
+        'AuthorizedKeysFile %s' % (tmp_path / 'authorized_keys'), 'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no',
+        'PidFile %s' % (tmp_path / 'sshd.pid'), 'Subsystem sftp internal-sftp', '']))
+    made_privsep = not os.path.isdir('/run/sshd')
+    os.makedirs('/run/sshd', exist_ok=True)
+    server = subprocess.Popen(['/usr/sbin/sshd', '-D', '-e', '-f', str(config)], stderr=subprocess.PIPE, text=True)
+    try:
+        for _i in range(50):
+            with socket.socket() as sock:
+                if sock.connect_ex(('127.0.0.1', port)) == 0:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError('sshd did not start: %s' % server.stderr.read())
+        yield {
+            'ansible_host': '127.0.0.1', 'ansible_port': port, 'ansible_user': 'root',
+            'ansible_ssh_private_key_file': str(tmp_path / 'client'),
+            'ansible_ssh_common_args': '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null',
+            # No persistent master connection: it would keep a session of this sshd alive.
+            'ansible_ssh_args': '-o ControlMaster=no',
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if made_privsep:
+            os.rmdir('/run/sshd')
 
 
 def ansible_env():

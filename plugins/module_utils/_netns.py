@@ -95,14 +95,22 @@ _ENTER_SCRIPT = ('bpffs=$(mktemp -d) && mount --bind /sys/fs/bpf "$bpffs" && umo
                  'exec "$0" -c "$1"')
 
 
-def netns_command(name, command, shell='/bin/sh'):
-    """A shell command line that runs `command` (a shell command line) in namespace `name`."""
+def netns_command(name, command, shell='/bin/sh', missing_exit=None):
+    """A shell command line that runs `command` (a shell command line) in namespace `name`.
+    With `missing_exit`, a missing namespace ends it with that code and says so on stderr
+    (over SSH, 255 makes Ansible report the host unreachable, as it should)."""
     import shlex
 
     check_netns_name(name)
-    return 'nsenter --net=%s -- unshare --mount --propagation slave -- %s -c %s %s %s' % (
-        shlex.quote(netns_path(name)), shlex.quote(shell), shlex.quote(_ENTER_SCRIPT), shlex.quote(shell),
-        shlex.quote(command))
+    path = shlex.quote(netns_path(name))
+    enter = 'nsenter --net=%s -- unshare --mount --propagation slave -- %s -c %s %s %s' % (
+        path, shlex.quote(shell), shlex.quote(_ENTER_SCRIPT), shlex.quote(shell), shlex.quote(command))
+    if missing_exit is None:
+        return enter
+    message = ("network namespace '%s' does not exist on the lab host (%s); create it first, or set "
+               "ansible_netns to the namespace this host stands for" % (name, netns_path(name)))
+    return "[ -e %s ] || { printf '%%s\\n' %s >&2; exit %d; }; %s" % (
+        path, shlex.quote(message), missing_exit, enter)
 
 
 def missing_netns_error(name):

@@ -1,6 +1,8 @@
 """Namespaces as inventory hosts: the xdpkit.forwarding.netns connection runs every task
 inside the host's namespace, so facts and modules see that namespace, with no namespace
-argument, and two namespaces with the same interface names keep their own pins and locks."""
+argument, and two namespaces with the same interface names keep their own pins and locks.
+Every behaviour holds for both transports: namespaces on the controller, and namespaces on a
+lab host reached over SSH (the suite's own sshd on 127.0.0.1)."""
 
 import json
 import os
@@ -13,8 +15,16 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import cr
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
 
 
-@pytest.fixture
-def lab(cleanup, tmp_path):
+def connection_vars(request, transport):
+    """Inventory variables for the netns connection over `transport`."""
+    found = {'ansible_connection': 'xdpkit.forwarding.netns', 'ansible_python_interpreter': '/usr/bin/python3'}
+    if transport == 'ssh':
+        found.update(request.getfixturevalue('sshd'), ansible_netns_transport='ssh')
+    return found
+
+
+@pytest.fixture(params=['local', 'ssh'])
+def lab(request, cleanup, tmp_path):
     """Two namespaces, each with the same link names p0 <-> p1 and its own subnet, as hosts."""
     names = cleanup
     hosts = {names('a'): '10.70.0.1/24', names('b'): '10.71.0.1/24'}
@@ -24,12 +34,15 @@ def lab(cleanup, tmp_path):
                      'peer': {'name': 'p1', 'namespace': ns}}).run()
     inventory = tmp_path / 'inventory.yml'
     inventory.write_text(json.dumps({'all': {
-        'hosts': {ns: {} for ns in hosts},
-        'vars': {'ansible_connection': 'xdpkit.forwarding.netns', 'ansible_python_interpreter': '/usr/bin/python3'},
-    }}))
+        'hosts': {ns: {} for ns in hosts}, 'vars': connection_vars(request, request.param)}}))
     yield names, str(inventory), hosts
     for ns in hosts:
         run_adhoc(str(inventory), 'xdp_program', {'interface': 'p0', 'state': 'absent'}, pattern=ns)
+
+
+def inventory_transport(inventory):
+    with open(inventory) as stream:
+        return json.load(stream)['all']['vars'].get('ansible_netns_transport', 'local')
 
 
 def run_adhoc(inventory, module, args, pattern='all'):
@@ -57,6 +70,9 @@ def test_facts_show_the_namespaces_own_interfaces_and_addresses(lab):
         assert not facts[ns].get('failed'), facts[ns]
         assert set(seen['ansible_interfaces']) == {'lo', 'p0', 'p1'}, (ns, seen['ansible_interfaces'], host_links)
         assert seen['ansible_p0']['ipv4']['address'] == address.split('/', maxsplit=1)[0]
+        # The transport really is the one asked for: only sshd sets SSH_CONNECTION.
+        over_ssh = inventory_transport(inventory) == 'ssh'
+        assert ('SSH_CONNECTION' in seen['ansible_env']) == over_ssh, seen['ansible_env']
 
 
 def test_modules_need_no_namespace_and_namespaces_never_share_pins(lab):
@@ -76,11 +92,12 @@ def test_modules_need_no_namespace_and_namespaces_never_share_pins(lab):
         assert set(links[ns].get('links', {})) == {'lo', 'p0', 'p1'}, links[ns]
 
 
-def test_a_missing_namespace_is_unreachable_with_the_reason(lab, tmp_path):
-    names, _inventory, _hosts = lab
+@pytest.mark.parametrize('transport', ['local', 'ssh'])
+def test_a_missing_namespace_is_unreachable_with_the_reason(request, transport, cleanup, tmp_path):
+    names = cleanup
     inventory = tmp_path / 'gone.yml'
-    inventory.write_text(json.dumps({'all': {'hosts': {names('gone'): {}}, 'vars': {
-        'ansible_connection': 'xdpkit.forwarding.netns', 'ansible_python_interpreter': '/usr/bin/python3'}}}))
+    hosts = {names('gone'): {}}
+    inventory.write_text(json.dumps({'all': {'hosts': hosts, 'vars': connection_vars(request, transport)}}))
     result = run_adhoc(str(inventory), 'ansible.builtin.ping', {})[names('gone')]
     assert result.get('unreachable') and 'does not exist' in result['msg'], result
 
