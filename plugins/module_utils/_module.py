@@ -103,4 +103,6 @@ def run_manager(module, manager_class, changes=True):
         module.fail_json(msg='%s: %s' % (type(exc).__name__, exc), exception=traceback.format_exc())
     if not module._diff:
         result.pop('diff', None)
+    for warning in result.pop('warnings', None) or []:
+        module.warn(warning)
     module.exit_json(**result)

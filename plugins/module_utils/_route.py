@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Routes in a namespace: one route per call, identified by (table, destination, metric)."""
+"""Routes in a namespace, one or many per call, each identified by (table, destination, metric)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -140,33 +140,119 @@ class RouteManager:
                 after = self._find(ipr)
             return {'changed': changed, 'route': after, 'diff': {'before': current, 'after': after}}
 
-    def _kwargs(self, route):
-        net = ipaddress.ip_network(route['dest'])
-        return {
-            'dst': str(net.network_address), 'dst_len': net.prefixlen,
-            'family': socket.AF_INET if route['family'] == 'ipv4' else socket.AF_INET6,
-            'table': route['table'], 'priority': route['metric'],
-        }
-
     def _replace(self, ipr, oif):
-        kwargs = self._kwargs(self.wanted)
-        kwargs['type'] = self.wanted['type']
-        if self.wanted['gateway']:
-            kwargs['gateway'] = self.wanted['gateway']
-        if oif:
-            kwargs['oif'] = oif
-        try:
-            ipr.route('replace', **kwargs)
-        except NetlinkError as exc:
-            where = describe_ns(self.wanted['namespace'])
-            if exc.code == 101:  # ENETUNREACH
-                raise XdpkitError(
-                    "route '%s' in %s: gateway %s is not reachable: no connected network on %s contains it; "
-                    "give the interface an address in the gateway's subnet first" % (
-                        self.wanted['dest'], where, self.wanted['gateway'], self.wanted['device'] or 'any interface'))
-            raise XdpkitError("route '%s' in %s: the kernel refused it: %s" % (self.wanted['dest'], where, exc))
+        replace_route(ipr, self.wanted, oif)
 
     def _delete(self, ipr, current):
-        kwargs = self._kwargs(current)
-        kwargs['type'] = current['type']
-        ipr.route('del', **kwargs)
+        delete_route(ipr, current)
+
+
+def route_kwargs(route):
+    net = ipaddress.ip_network(route['dest'])
+    return {
+        'dst': str(net.network_address), 'dst_len': net.prefixlen,
+        'family': socket.AF_INET if route['family'] == 'ipv4' else socket.AF_INET6,
+        'table': route['table'], 'priority': route['metric'],
+    }
+
+
+def replace_route(ipr, route, oif):
+    kwargs = route_kwargs(route)
+    kwargs['type'] = route['type']
+    if route['gateway']:
+        kwargs['gateway'] = route['gateway']
+    if oif:
+        kwargs['oif'] = oif
+    try:
+        ipr.route('replace', **kwargs)
+    except NetlinkError as exc:
+        where = describe_ns(route['namespace'])
+        if exc.code == 101:  # ENETUNREACH
+            raise XdpkitError(
+                "route '%s' in %s: gateway %s is not reachable: no connected network on %s contains it; "
+                "give the interface an address in the gateway's subnet first" % (
+                    route['dest'], where, route['gateway'], route['device'] or 'any interface'))
+        raise XdpkitError("route '%s' in %s: the kernel refused it: %s" % (route['dest'], where, exc))
+
+
+def delete_route(ipr, route):
+    kwargs = route_kwargs(route)
+    kwargs['type'] = route['type']
+    ipr.route('del', **kwargs)
+
+
+class RouteSetManager:
+    """Many routes of one namespace in one call (a lab's computed routes, a FIB-scale table):
+    one dump per family instead of one per route, the same identity and comparison as
+    RouteManager."""
+
+    ENTRY_KEYS = ('dest', 'gateway', 'device', 'family', 'metric', 'table', 'type')
+
+    def __init__(self, params, check_mode=False):
+        self.state = params['state']
+        self.check_mode = check_mode
+        self.namespace = params.get('namespace') or None
+        self.wanted = []
+        seen = {}
+        for entry in params['routes']:
+            unknown = set(entry) - set(self.ENTRY_KEYS)
+            if unknown:
+                raise XdpkitError("routes: entry %s has unknown keys %s; an entry takes %s" % (
+                    entry, ', '.join(sorted(unknown)), ', '.join(self.ENTRY_KEYS)))
+            route = wanted_route(dict({k: entry.get(k) for k in self.ENTRY_KEYS}, namespace=self.namespace,
+                                      state=self.state))
+            key = (route['dest'], route['table'], route['metric'])
+            if key in seen:
+                raise XdpkitError("routes: '%s' is given twice (table %d, metric %d)" % key)
+            seen[key] = route
+            self.wanted.append(route)
+
+    def _current(self, ipr):
+        def ifname_of(index):
+            link = get_link_by_index(ipr, index)
+            return link['name'] if link else None
+
+        found = {}
+        tables = {route['table'] for route in self.wanted}
+        for family, af in (('ipv4', socket.AF_INET), ('ipv6', socket.AF_INET6)):
+            if not any(route['family'] == family for route in self.wanted):
+                continue
+            for table in tables:
+                for msg in ipr.get_routes(family=af, table=table):
+                    view = route_to_view(msg, ifname_of, self.namespace, family)
+                    found.setdefault((view['dest'], view['table'], view['metric']), view)
+        return found
+
+    def run(self):
+        ns = self.namespace
+        if ns and not netns_exists(ns):
+            if self.state == 'absent':
+                return {'changed': False, 'routes_changed': 0, 'diff': {'before': [], 'after': []}}
+            raise missing_netns_error(ns)
+        with iproute(ns) as ipr:
+            current = self._current(ipr)
+            before, after = [], []
+            for route in self.wanted:
+                have = current.get((route['dest'], route['table'], route['metric']))
+                if self.state == 'absent':
+                    if have:
+                        before.append(have)
+                        if not self.check_mode:
+                            delete_route(ipr, have)
+                elif have is None or routes_differ(have, route):
+                    before.append(have)
+                    after.append(route)
+                    if not self.check_mode:
+                        replace_route(ipr, route, self._oif(ipr, route))
+        changed = len(before) if self.state == 'absent' else len(after)
+        return {'changed': changed > 0, 'routes_changed': changed,
+                'diff': {'before': [r for r in before if r], 'after': after}}
+
+    def _oif(self, ipr, route):
+        if not route['device']:
+            return None
+        link = get_link(ipr, route['device'])
+        if link is None:
+            raise XdpkitError("route '%s': device '%s' does not exist in %s (existing: %s)" % (
+                route['dest'], route['device'], describe_ns(self.namespace), ', '.join(link_names(ipr))))
+        return link['ifindex']

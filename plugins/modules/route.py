@@ -13,7 +13,9 @@ module: route
 short_description: Manage an IPv4 or IPv6 route inside a network namespace
 version_added: 0.1.0
 description:
-  - Adds, replaces or removes one route in a namespace (default the host).
+  - Adds, replaces or removes one route in a namespace (default the host), or with
+    O(routes) many routes of one namespace in one call (a lab's computed routes, a
+    FIB-scale table of thousands).
   - A route is identified by its table, destination and metric; gateway, device and type
     are converged with a netlink replace, so there is never a moment without the route.
 requirements:
@@ -21,9 +23,16 @@ requirements:
   - root privileges on the target
 options:
   dest:
-    description: Destination prefix in CIDR notation, or V(default).
+    description: Destination prefix in CIDR notation, or V(default). Required unless O(routes) is given.
     type: str
-    required: true
+  routes:
+    description:
+      - Many routes instead of one, each a dict with the keys C(dest), C(gateway), C(device),
+        C(family), C(metric), C(table), C(type) as for the single route. Routes of the
+        namespace that are not listed are left alone.
+    type: list
+    elements: dict
+    version_added: 0.2.0
   gateway:
     description: Next hop address; must lie in a network connected to the namespace.
     type: str
@@ -80,6 +89,13 @@ EXAMPLES = r'''
     dest: default
     gateway: fd00:1::1
 
+- name: Many routes in one call
+  xdpkit.forwarding.route:
+    namespace: r1
+    routes:
+      - {dest: 10.90.0.8/30, gateway: 10.90.0.2}
+      - {dest: "fd00:90:0:2::/64", gateway: "fd00:90:0:1::2"}
+
 - name: Drop a prefix on the host
   xdpkit.forwarding.route:
     dest: 198.51.100.0/24
@@ -87,9 +103,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+routes_changed:
+  description: With O(routes), how many routes were (or in check mode would be) added, replaced or removed.
+  returned: when O(routes) is given
+  type: int
+  sample: 1000
 route:
   description: The route after the run (null when absent).
-  returned: success
+  returned: when O(dest) is given
   type: dict
   contains:
     dest:
@@ -125,13 +146,14 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager, RouteSetManager
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            dest=dict(type='str', required=True),
+            dest=dict(type='str'),
+            routes=dict(type='list', elements='dict'),
             gateway=dict(type='str'),
             device=dict(type='str'),
             family=dict(type='str', choices=['ipv4', 'ipv6']),
@@ -141,10 +163,13 @@ def main():
             namespace=dict(type='str'),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
+        mutually_exclusive=[('dest', 'routes'), ('routes', 'gateway'), ('routes', 'device'), ('routes', 'family'),
+                            ('routes', 'metric'), ('routes', 'table')],
+        required_one_of=[('dest', 'routes')],
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    run_manager(module, RouteManager)
+    run_manager(module, RouteSetManager if module.params['routes'] is not None else RouteManager)
 
 
 if __name__ == '__main__':

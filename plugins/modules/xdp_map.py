@@ -81,7 +81,7 @@ entries:
   type: dict
   sample: {uno: uno, dos: dos}
 map:
-  description: The map.
+  description: The map; null in a check-mode run when the map is not pinned yet (its program not attached).
   returned: success
   type: dict
   contains:

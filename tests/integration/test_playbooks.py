@@ -32,10 +32,10 @@ def test_router_playbook_routes_between_given_interfaces_and_undoes_itself(clean
     # The router's data lives in the inventory (host_vars), not on the command line.
     (tmp_path / 'host_vars').mkdir()
     (tmp_path / 'host_vars' / 'localhost.yml').write_text(json.dumps({
-        'router_interfaces': [names('a'), names('b')], 'router_maps_dir': maps_dir, 'router_prerequisites': False}))
-    (tmp_path / 'hosts.yml').write_text(json.dumps({'all': {'hosts': {'localhost': {
-        'ansible_connection': 'local', 'ansible_python_interpreter': '/usr/bin/python3'}}}}))
-    inventory = tmp_path / 'hosts.yml'
+        'router_interfaces': [names('a'), names('b')], 'router_maps_dir': maps_dir, 'router_prerequisites': False,
+        # Leave the machine as found: absent normally keeps the kernel forwarding.
+        'router_restore_forwarding': True}))
+    inventory = router_inventory(tmp_path)
 
     rc, out, err = run_playbook('playbooks/router.yml', inventory=inventory)
     assert rc == 0, out[-4000:] + err[-2000:]
@@ -58,6 +58,13 @@ def test_router_playbook_routes_between_given_interfaces_and_undoes_itself(clean
     assert [read_sysctl(None, key) for key in FORWARDING] == before
 
 
-def test_router_playbook_refuses_an_empty_interface_list():
-    rc, out = run_playbook('playbooks/router.yml', {})[:2]
+def router_inventory(tmp_path):
+    """localhost as the fleet's only router."""
+    (tmp_path / 'hosts.yml').write_text(json.dumps({'all': {'children': {'router': {'hosts': {'localhost': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': '/usr/bin/python3'}}}}}}))
+    return tmp_path / 'hosts.yml'
+
+
+def test_router_playbook_refuses_an_empty_interface_list(tmp_path):
+    rc, out = run_playbook('playbooks/router.yml', {}, inventory=router_inventory(tmp_path))[:2]
     assert rc != 0 and 'give the interfaces to route between' in out

@@ -1,0 +1,337 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A lab as data: nodes, links between node:port pairs, address pools and routes computed
+from the link graph, turned into the module calls that build it and the inventory that
+names every node as a netns host. Pure functions: no kernel, no Ansible."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+from collections import deque
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    XdpkitError,
+    validate_ifname,
+    validate_netns_name,
+)
+
+KINDS = ('host', 'router')
+FAMILIES = ('ipv4', 'ipv6')
+# Point-to-point subnets: /30 and /64 leave the all-zeros address alone, /31 and /127
+# (RFC 3021, RFC 6164) use both.
+POOL_PREFIXLENS = {'ipv4': (30, 31), 'ipv6': (64, 127)}
+DEFAULT_PREFIXLEN = {'ipv4': 30, 'ipv6': 64}
+DEFAULT_EXTRA_POOL = '198.18.0.0/15'  # RFC 2544 benchmarking range: never routed on the Internet
+FORWARDING_SYSCTLS = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding')
+RECEIVERS = ('gro', 'none')
+
+
+def _error(text, *args):
+    return XdpkitError('lab topology: ' + (text % args if args else text))
+
+
+def _parse_endpoint(text, nodes):
+    if not isinstance(text, str) or text.count(':') != 1:
+        raise _error("link endpoint %r is not 'node:port'", text)
+    node, port = text.split(':')
+    if node not in nodes:
+        raise _error("link endpoint '%s' names node '%s', which is not in nodes (%s)", text, node, ', '.join(nodes))
+    reason = validate_ifname(port)
+    if reason:
+        raise _error("link endpoint '%s': %s", text, reason)
+    return node, port
+
+
+def _interface(text, family):
+    try:
+        iface = ipaddress.ip_interface(text)
+    except ValueError:
+        raise _error("address %r is not an %s address with a prefix length (e.g. %s)", text, family,
+                     '10.0.0.1/30' if family == 'ipv4' else 'fd00::1/64')
+    if ('ipv%d' % iface.version) != family:
+        raise _error("address '%s' is given as %s", text, family)
+    return iface
+
+
+class _Pool:
+    """Point-to-point subnets carved in order out of one prefix."""
+
+    def __init__(self, family, prefix, prefixlen):
+        if prefixlen not in POOL_PREFIXLENS[family]:
+            raise _error('%s pool prefix length must be one of %s, not %s', family,
+                         ' or '.join('/%d' % n for n in POOL_PREFIXLENS[family]), prefixlen)
+        try:
+            network = ipaddress.ip_network(prefix)
+        except ValueError:
+            raise _error("%s pool %r is not a network in CIDR notation", family, prefix)
+        if ('ipv%d' % network.version) != family or network.prefixlen > prefixlen:
+            raise _error("%s pool '%s' cannot hold /%d subnets", family, prefix, prefixlen)
+        self.family = family
+        self.network = network
+        self.prefixlen = prefixlen
+        self.size = 2 ** (prefixlen - network.prefixlen)
+        self.used = 0
+
+    def take(self):
+        if self.used >= self.size:
+            raise _error("%s pool '%s' has only %d /%d subnets; give a larger pool", self.family, self.network,
+                         self.size, self.prefixlen)
+        subnet = ipaddress.ip_network('%s/%d' % (
+            self.network.network_address + self.used * 2 ** (self.network.max_prefixlen - self.prefixlen),
+            self.prefixlen))
+        self.used += 1
+        first = 0 if self.prefixlen in (31, 127) else 1
+        return [ipaddress.ip_interface('%s/%d' % (subnet.network_address + first + i, self.prefixlen))
+                for i in (0, 1)]
+
+
+def _nodes(spec):
+    nodes = spec.get('nodes')
+    if not isinstance(nodes, dict) or not nodes:
+        raise _error('nodes must be a non-empty mapping of node name to {kind: host|router}')
+    prefix = spec.get('prefix') or ''
+    found = {}
+    for name, node in nodes.items():
+        node = node or {}
+        kind = node.get('kind', 'host')
+        if kind not in KINDS:
+            raise _error("node '%s' has kind '%s'; kinds are %s", name, kind, ', '.join(KINDS))
+        netns = node.get('netns') or prefix + str(name)
+        reason = validate_netns_name(netns)
+        if reason:
+            raise _error("node '%s': %s", name, reason)
+        found[str(name)] = {'kind': kind, 'netns': netns}
+    return found
+
+
+def _links(spec, nodes):
+    pools = {}
+    for family in FAMILIES:
+        prefix = (spec.get('pools') or {}).get(family)
+        if prefix:
+            pools[family] = _Pool(family, prefix, int((spec.get('pools') or {}).get(
+                family + '_prefixlen', DEFAULT_PREFIXLEN[family])))
+    links = []
+    seen_ports = set()
+    for index, link in enumerate(spec.get('links') or []):
+        if isinstance(link, (list, tuple)):
+            link = {'endpoints': link}
+        ends = link.get('endpoints')
+        if not isinstance(ends, (list, tuple)) or len(ends) != 2:
+            raise _error('link %d needs endpoints: exactly two node:port strings', index + 1)
+        ends = [_parse_endpoint(end, nodes) for end in ends]
+        if ends[0][0] == ends[1][0]:
+            raise _error("link %d joins node '%s' to itself", index + 1, ends[0][0])
+        for end in ends:
+            if end in seen_ports:
+                raise _error("port '%s:%s' is used by two links", *end)
+            seen_ports.add(end)
+        addresses = {}
+        for family in FAMILIES:
+            given = link.get(family)
+            if given:
+                if not isinstance(given, (list, tuple)) or len(given) != 2:
+                    raise _error('link %d: %s must list two addresses, one per endpoint', index + 1, family)
+                pair = [_interface(text, family) for text in given]
+                if pair[0].network != pair[1].network:
+                    raise _error("link %d: %s and %s are not in one subnet", index + 1, given[0], given[1])
+                addresses[family] = pair
+            elif family in pools:
+                addresses[family] = pools[family].take()
+        links.append({'ends': ends, 'addresses': addresses, 'mtu': link.get('mtu')})
+    if not links:
+        raise _error('links is empty: a lab needs at least one link')
+    return links
+
+
+def _first_hops(nodes, links):
+    """first_hop[a][b] = (link index, neighbour) of the shortest path from a to b. Ties go to
+    the neighbour whose name sorts first, so paths are the same in both directions on a ring
+    or a diamond and strict reverse-path filtering holds."""
+    adjacency = {name: [] for name in nodes}
+    for index, link in enumerate(links):
+        (a, _pa), (b, _pb) = link['ends']
+        adjacency[a].append((b, index))
+        adjacency[b].append((a, index))
+    hops = {}
+    for source in nodes:
+        first = {}
+        queue = deque()
+        for neighbour, index in sorted(adjacency[source]):
+            if neighbour not in first:
+                first[neighbour] = (index, neighbour)
+                queue.append(neighbour)
+        while queue:
+            here = queue.popleft()
+            for neighbour, _index in sorted(adjacency[here]):
+                if neighbour != source and neighbour not in first:
+                    first[neighbour] = first[here]
+                    queue.append(neighbour)
+        hops[source] = first
+    return hops, adjacency
+
+
+def _distance_order(source, hops, adjacency):
+    """Nodes by distance from source (BFS order), for choosing the nearer end of a link."""
+    order = {source: 0}
+    queue = deque([source])
+    while queue:
+        here = queue.popleft()
+        for neighbour, _index in sorted(adjacency[here]):
+            if neighbour not in order:
+                order[neighbour] = order[here] + 1
+                queue.append(neighbour)
+    return order
+
+
+def _gateway(links, index, neighbour, family):
+    link = links[index]
+    if family not in link['addresses']:
+        return None
+    side = 0 if link['ends'][0][0] == neighbour else 1
+    return str(link['addresses'][family][side].ip)
+
+
+def _computed_routes(nodes, links):
+    hops, adjacency = _first_hops(nodes, links)
+    routes = {name: [] for name in nodes}
+    for source, node in nodes.items():
+        own = [i for i, link in enumerate(links) if source in (link['ends'][0][0], link['ends'][1][0])]
+        if node['kind'] == 'host' and len(own) == 1:
+            # A host with one link has a router or a host at its end: a default route, as on a LAN.
+            link = links[own[0]]
+            peer = link['ends'][1][0] if link['ends'][0][0] == source else link['ends'][0][0]
+            for family in FAMILIES:
+                gateway = _gateway(links, own[0], peer, family)
+                if gateway:
+                    routes[source].append({'dest': 'default', 'gateway': gateway, 'family': family})
+            continue
+        distance = _distance_order(source, hops, adjacency)
+        for index, link in enumerate(links):
+            if index in own:
+                continue
+            ends = [end for end, _port in link['ends'] if end in distance]
+            if not ends:
+                continue  # another island of the graph
+            target = min(ends, key=lambda end: (distance[end], end))
+            hop_index, neighbour = hops[source][target]
+            for family, pair in sorted(link['addresses'].items()):
+                gateway = _gateway(links, hop_index, neighbour, family)
+                if gateway:
+                    routes[source].append({'dest': str(pair[0].network), 'gateway': gateway, 'family': family})
+    return routes, hops
+
+
+def _extra_routes(spec, nodes, links, hops):
+    extra = spec.get('extra_prefixes') or {}
+    count = int(extra.get('count') or 0)
+    if count <= 0:
+        return {}
+    hosts = [name for name, node in nodes.items() if node['kind'] == 'host']
+    towards = extra.get('towards') or (hosts[-1] if hosts else None)
+    if towards not in nodes:
+        raise _error("extra_prefixes.towards names '%s', which is not a node", towards)
+    try:
+        pool = ipaddress.ip_network(extra.get('pool') or DEFAULT_EXTRA_POOL)
+    except ValueError:
+        raise _error('extra_prefixes.pool %r is not a network in CIDR notation', extra.get('pool'))
+    prefixlen = int(extra.get('prefixlen') or (28 if pool.version == 4 else 64))
+    if prefixlen < pool.prefixlen or 2 ** (prefixlen - pool.prefixlen) < count:
+        raise _error("extra_prefixes: %d /%d prefixes do not fit in '%s'", count, prefixlen, pool)
+    step = 2 ** (pool.max_prefixlen - prefixlen)
+    family = 'ipv%d' % pool.version
+    prefixes = ['%s/%d' % (pool.network_address + i * step, prefixlen) for i in range(count)]
+    routes = {}
+    for name, node in nodes.items():
+        if node['kind'] != 'router' or name == towards or towards not in hops[name]:
+            continue
+        hop_index, neighbour = hops[name][towards]
+        gateway = _gateway(links, hop_index, neighbour, family)
+        if gateway:
+            routes[name] = [{'dest': prefix, 'gateway': gateway, 'family': family} for prefix in prefixes]
+    return routes
+
+
+def _given_routes(spec, nodes):
+    routes = {name: [] for name in nodes}
+    for route in spec.get('routes') or []:
+        node = route.get('node')
+        if node not in nodes:
+            raise _error("route %s names node '%s', which is not in nodes", route, node)
+        routes[node].append({k: v for k, v in route.items() if k != 'node'})
+    return routes
+
+
+def plan_lab(spec):
+    """The module arguments that build the lab of `spec`, and its inventory."""
+    if not isinstance(spec, dict):
+        raise _error('the topology must be a mapping with nodes and links')
+    nodes = _nodes(spec)
+    links = _links(spec, nodes)
+    receivers = spec.get('receivers', 'gro')
+    if receivers not in RECEIVERS:
+        raise _error("receivers is '%s'; it is gro (every veth end accepts redirected frames) or none", receivers)
+    if spec.get('routes', 'computed') == 'computed':
+        routes, hops = _computed_routes(nodes, links)
+    else:
+        if not isinstance(spec['routes'], list):
+            raise _error("routes is 'computed' or a list of routes, each with node, dest and gateway")
+        routes = _given_routes(spec, nodes)
+        hops = _first_hops(nodes, links)[0]
+    for name, extra in _extra_routes(spec, nodes, links, hops).items():
+        routes[name] = routes[name] + extra
+
+    veths = []
+    ports = {name: {} for name in nodes}
+    for link in links:
+        ends = []
+        for side, (node, port) in enumerate(link['ends']):
+            addresses = [str(link['addresses'][family][side]) for family in FAMILIES if family in link['addresses']]
+            ports[node][port] = addresses
+            ends.append({'name': port, 'namespace': nodes[node]['netns'], 'addresses': addresses,
+                         'gro': True if receivers == 'gro' else None})
+        veth = dict(ends[0], peer=ends[1])
+        if link['mtu']:
+            veth['mtu'] = veth['peer']['mtu'] = int(link['mtu'])
+        veths.append(veth)
+
+    hosts = {}
+    for name, node in nodes.items():
+        first = {}
+        for addresses in ports[name].values():
+            for address in addresses:
+                family = 'ipv%d' % ipaddress.ip_interface(address).version
+                first.setdefault(family, address.split('/')[0])
+        hosts[name] = {
+            'ansible_netns': node['netns'],
+            'lab_kind': node['kind'],
+            'lab_ports': ports[name],
+            'lab_ipv4': first.get('ipv4'),
+            'lab_ipv6': first.get('ipv6'),
+        }
+        if node['kind'] == 'router':
+            hosts[name]['router_interfaces'] = sorted(ports[name])
+    groups = {kind: {'hosts': {name: hosts[name] for name in nodes if nodes[name]['kind'] == kind}}
+              for kind in KINDS}
+    # The lab host built the lab, so it has what the router needs already.
+    groups['router']['vars'] = {'router_prerequisites': False}
+    inventory = {'all': {
+        'children': {kind: group for kind, group in groups.items() if group['hosts']},
+        # inventory_vars: e.g. ansible_netns_transport, ansible_host for a lab on a lab host.
+        'vars': dict({'ansible_connection': 'xdpkit.forwarding.netns',
+                      'ansible_python_interpreter': '/usr/bin/python3'}, **(spec.get('inventory_vars') or {})),
+    }}
+    return {
+        'namespaces': [node['netns'] for node in nodes.values()],
+        'links': veths,
+        'routes': [{'namespace': nodes[name]['netns'], 'routes': node_routes}
+                   for name, node_routes in routes.items() if node_routes],
+        'route_count': sum(len(node_routes) for node_routes in routes.values()),
+        'sysctls': [{'namespace': node['netns'], 'name': key, 'value': '1'}
+                    for node in nodes.values() if node['kind'] == 'router' for key in FORWARDING_SYSCTLS],
+        'nodes': hosts,
+        'inventory': inventory,
+    }
