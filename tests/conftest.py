@@ -197,9 +197,9 @@ def run_module(module, args, check=False, diff=False):
             proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
 
 
-def run_playbook(playbook, extra_vars=None, check=False, timeout=900, inventory=None):
+def run_playbook(playbook, extra_vars=None, check=False, timeout=900, inventory=None, args=()):
     """Run a playbook from the collection root; return (rc, stdout, stderr) with the default callback."""
-    cmd = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook]
+    cmd = [os.path.join(VENV_BIN, 'ansible-playbook'), playbook] + list(args)
     if inventory:
         cmd += ['-i', str(inventory)]
     if extra_vars is not None:

@@ -169,6 +169,21 @@ def remove_netns(name):
     pr_netns.remove(name)
 
 
+def remove_netns_pins(name):
+    """The namespace's programs and links died with it: unpin the maps pinned under its name
+    (PIN_ROOT/NAME@INTERFACE, and NAME@ROLE map dirs of the roles), which would otherwise
+    stay as orphans."""
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import PIN_ROOT, remove_pins
+
+    try:
+        entries = os.listdir(PIN_ROOT)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.startswith(name + '@'):
+            remove_pins(os.path.join(PIN_ROOT, entry))
+
+
 class NetnsManager:
     """The `netns` module's logic: one named namespace, present or absent."""
 
@@ -186,6 +201,7 @@ class NetnsManager:
                 create_netns(self.name)
             else:
                 remove_netns(self.name)
+                remove_netns_pins(self.name)
         view = {'name': self.name, 'path': netns_path(self.name)}
         return {
             'changed': changed,

@@ -265,6 +265,15 @@ def _given_routes(spec, nodes):
     return routes
 
 
+def _router_sysctls(spec):
+    wanted = {key: '1' for key in FORWARDING_SYSCTLS}
+    extra = spec.get('router_sysctls') or {}
+    if not isinstance(extra, dict):
+        raise _error('router_sysctls must map sysctl names to values, e.g. {net.ipv4.conf.all.rp_filter: 2}')
+    wanted.update(extra)
+    return wanted
+
+
 def plan_lab(spec):
     """The module arguments that build the lab of `spec`, and its inventory."""
     if not isinstance(spec, dict):
@@ -330,8 +339,9 @@ def plan_lab(spec):
         'routes': [{'namespace': nodes[name]['netns'], 'routes': node_routes}
                    for name, node_routes in routes.items() if node_routes],
         'route_count': sum(len(node_routes) for node_routes in routes.values()),
-        'sysctls': [{'namespace': node['netns'], 'name': key, 'value': '1'}
-                    for node in nodes.values() if node['kind'] == 'router' for key in FORWARDING_SYSCTLS],
+        'sysctls': [{'namespace': node['netns'], 'name': key, 'value': str(value)}
+                    for node in nodes.values() if node['kind'] == 'router'
+                    for key, value in _router_sysctls(spec).items()],
         'nodes': hosts,
         'inventory': inventory,
     }
