@@ -29,30 +29,32 @@ FORWARDING_SYSCTLS = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forward
 RECEIVERS = ('gro', 'none')
 
 
-def _error(text, *args):
-    return XdpkitError('lab topology: ' + (text % args if args else text))
+def _error(text):
+    return XdpkitError('lab topology: ' + text)
 
 
 def _parse_endpoint(text, nodes):
     if not isinstance(text, str) or text.count(':') != 1:
-        raise _error("link endpoint %r is not 'node:port'", text)
+        raise _error("link endpoint %r is not 'node:port'" % (text,))
     node, port = text.split(':')
     if node not in nodes:
-        raise _error("link endpoint '%s' names node '%s', which is not in nodes (%s)", text, node, ', '.join(nodes))
+        raise _error("link endpoint '%s' names node '%s', which is not in nodes (%s)" % (text, node, ', '.join(nodes)))
     reason = validate_ifname(port)
     if reason:
-        raise _error("link endpoint '%s': %s", text, reason)
+        raise _error("link endpoint '%s': %s" % (text, reason))
     return node, port
 
 
 def _interface(text, family):
     try:
+        if '/' not in str(text):
+            raise ValueError(text)
         iface = ipaddress.ip_interface(text)
     except ValueError:
-        raise _error("address %r is not an %s address with a prefix length (e.g. %s)", text, family,
-                     '10.0.0.1/30' if family == 'ipv4' else 'fd00::1/64')
+        example = '10.0.0.1/30' if family == 'ipv4' else 'fd00::1/64'
+        raise _error("address %r is not an %s address with a prefix length (e.g. %s)" % (text, family, example))
     if ('ipv%d' % iface.version) != family:
-        raise _error("address '%s' is given as %s", text, family)
+        raise _error("address '%s' is given as %s" % (text, family))
     return iface
 
 
@@ -61,14 +63,14 @@ class _Pool:
 
     def __init__(self, family, prefix, prefixlen):
         if prefixlen not in POOL_PREFIXLENS[family]:
-            raise _error('%s pool prefix length must be one of %s, not %s', family,
-                         ' or '.join('/%d' % n for n in POOL_PREFIXLENS[family]), prefixlen)
+            allowed = ' or '.join('/%d' % n for n in POOL_PREFIXLENS[family])
+            raise _error('%s pool prefix length must be one of %s, not %s' % (family, allowed, prefixlen))
         try:
             network = ipaddress.ip_network(prefix)
         except ValueError:
-            raise _error("%s pool %r is not a network in CIDR notation", family, prefix)
+            raise _error("%s pool %r is not a network in CIDR notation" % (family, prefix))
         if ('ipv%d' % network.version) != family or network.prefixlen > prefixlen:
-            raise _error("%s pool '%s' cannot hold /%d subnets", family, prefix, prefixlen)
+            raise _error("%s pool '%s' cannot hold /%d subnets" % (family, prefix, prefixlen))
         self.family = family
         self.network = network
         self.prefixlen = prefixlen
@@ -77,8 +79,8 @@ class _Pool:
 
     def take(self):
         if self.used >= self.size:
-            raise _error("%s pool '%s' has only %d /%d subnets; give a larger pool", self.family, self.network,
-                         self.size, self.prefixlen)
+            raise _error("%s pool '%s' has only %d /%d subnets; give a larger pool" % (
+                self.family, self.network, self.size, self.prefixlen))
         subnet = ipaddress.ip_network('%s/%d' % (
             self.network.network_address + self.used * 2 ** (self.network.max_prefixlen - self.prefixlen),
             self.prefixlen))
@@ -98,11 +100,11 @@ def _nodes(spec):
         node = node or {}
         kind = node.get('kind', 'host')
         if kind not in KINDS:
-            raise _error("node '%s' has kind '%s'; kinds are %s", name, kind, ', '.join(KINDS))
+            raise _error("node '%s' has kind '%s'; kinds are %s" % (name, kind, ', '.join(KINDS)))
         netns = node.get('netns') or prefix + str(name)
         reason = validate_netns_name(netns)
         if reason:
-            raise _error("node '%s': %s", name, reason)
+            raise _error("node '%s': %s" % (name, reason))
         found[str(name)] = {'kind': kind, 'netns': netns}
     return found
 
@@ -121,23 +123,23 @@ def _links(spec, nodes):
             link = {'endpoints': link}
         ends = link.get('endpoints')
         if not isinstance(ends, (list, tuple)) or len(ends) != 2:
-            raise _error('link %d needs endpoints: exactly two node:port strings', index + 1)
+            raise _error('link %d needs endpoints: exactly two node:port strings' % (index + 1,))
         ends = [_parse_endpoint(end, nodes) for end in ends]
         if ends[0][0] == ends[1][0]:
-            raise _error("link %d joins node '%s' to itself", index + 1, ends[0][0])
+            raise _error("link %d joins node '%s' to itself" % (index + 1, ends[0][0]))
         for end in ends:
             if end in seen_ports:
-                raise _error("port '%s:%s' is used by two links", *end)
+                raise _error("port '%s:%s' is used by two links" % (*end,))
             seen_ports.add(end)
         addresses = {}
         for family in FAMILIES:
             given = link.get(family)
             if given:
                 if not isinstance(given, (list, tuple)) or len(given) != 2:
-                    raise _error('link %d: %s must list two addresses, one per endpoint', index + 1, family)
+                    raise _error('link %d: %s must list two addresses, one per endpoint' % (index + 1, family))
                 pair = [_interface(text, family) for text in given]
                 if pair[0].network != pair[1].network:
-                    raise _error("link %d: %s and %s are not in one subnet", index + 1, given[0], given[1])
+                    raise _error("link %d: %s and %s are not in one subnet" % (index + 1, given[0], given[1]))
                 addresses[family] = pair
             elif family in pools:
                 addresses[family] = pools[family].take()
@@ -233,14 +235,14 @@ def _extra_routes(spec, nodes, links, hops):
     hosts = [name for name, node in nodes.items() if node['kind'] == 'host']
     towards = extra.get('towards') or (hosts[-1] if hosts else None)
     if towards not in nodes:
-        raise _error("extra_prefixes.towards names '%s', which is not a node", towards)
+        raise _error("extra_prefixes.towards names '%s', which is not a node" % (towards,))
     try:
         pool = ipaddress.ip_network(extra.get('pool') or DEFAULT_EXTRA_POOL)
     except ValueError:
-        raise _error('extra_prefixes.pool %r is not a network in CIDR notation', extra.get('pool'))
+        raise _error('extra_prefixes.pool %r is not a network in CIDR notation' % (extra.get('pool'),))
     prefixlen = int(extra.get('prefixlen') or (28 if pool.version == 4 else 64))
     if prefixlen < pool.prefixlen or 2 ** (prefixlen - pool.prefixlen) < count:
-        raise _error("extra_prefixes: %d /%d prefixes do not fit in '%s'", count, prefixlen, pool)
+        raise _error("extra_prefixes: %d /%d prefixes do not fit in '%s'" % (count, prefixlen, pool))
     step = 2 ** (pool.max_prefixlen - prefixlen)
     family = 'ipv%d' % pool.version
     prefixes = ['%s/%d' % (pool.network_address + i * step, prefixlen) for i in range(count)]
@@ -260,7 +262,7 @@ def _given_routes(spec, nodes):
     for route in spec.get('routes') or []:
         node = route.get('node')
         if node not in nodes:
-            raise _error("route %s names node '%s', which is not in nodes", route, node)
+            raise _error("route %s names node '%s', which is not in nodes" % (route, node))
         routes[node].append({k: v for k, v in route.items() if k != 'node'})
     return routes
 
@@ -282,7 +284,7 @@ def plan_lab(spec):
     links = _links(spec, nodes)
     receivers = spec.get('receivers', 'gro')
     if receivers not in RECEIVERS:
-        raise _error("receivers is '%s'; it is gro (every veth end accepts redirected frames) or none", receivers)
+        raise _error("receivers is '%s'; it is gro (every veth end accepts redirected frames) or none" % (receivers,))
     if spec.get('routes', 'computed') == 'computed':
         routes, hops = _computed_routes(nodes, links)
     else:

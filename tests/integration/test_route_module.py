@@ -75,3 +75,40 @@ def test_route_bad_input_fails_with_the_reason(cleanup):
         assert result.get('failed'), (args, result)
         assert fragment in result['msg'], result['msg']
     assert not [r for r in routes(ns, 2) if r[0] is None]
+
+
+def test_many_routes_in_one_call_converge_and_leave_others_alone(cleanup):
+    ns = lab(cleanup)
+    other = {'namespace': ns, 'dest': '192.0.2.0/24', 'gateway': '10.79.0.1'}
+    assert run_module('route', other)['changed']
+    table = [{'dest': '198.18.%d.0/24' % i, 'gateway': '10.79.0.1'} for i in range(200)]
+    table.append({'dest': 'fd80::/64', 'gateway': 'fd79::1'})
+    args = {'namespace': ns, 'routes': table}
+
+    predicted = run_module('route', args, check=True)
+    assert predicted['changed'] and predicted['routes_changed'] == 201
+    assert not [r for r in routes(ns, 2) if r[0] and r[0].startswith('198.18.')]
+
+    added = run_module('route', args)
+    assert added['routes_changed'] == 201
+    assert len([r for r in routes(ns, 2) if r[0] and r[0].startswith('198.18.')]) == 200
+    assert [r for r in routes(ns, 10) if r[0] == 'fd80::']
+    again = run_module('route', args)
+    assert not again['changed'] and again['routes_changed'] == 0
+
+    table[0]['gateway'] = '10.79.0.3'
+    moved = run_module('route', args, diff=True)
+    assert moved['routes_changed'] == 1 and moved['diff']['after'][0]['gateway'] == '10.79.0.3'
+
+    removed = run_module('route', dict(args, state='absent'))
+    assert removed['routes_changed'] == 201
+    assert not [r for r in routes(ns, 2) if r[0] and r[0].startswith('198.18.')]
+    assert ('192.0.2.0', 24, '10.79.0.1', None, 1) in routes(ns, 2), 'a route not listed stays'
+
+
+def test_a_bad_entry_in_many_routes_fails_and_adds_none(cleanup):
+    ns = lab(cleanup)
+    result = run_module('route', {'namespace': ns, 'routes': [
+        {'dest': '198.18.0.0/24', 'gateway': '10.79.0.1'}, {'dest': '198.18.1.0/24', 'gw': '10.79.0.1'}]})
+    assert result['failed'] and "unknown keys gw" in result['msg'], result
+    assert not [r for r in routes(ns, 2) if r[0] and r[0].startswith('198.18.')]
