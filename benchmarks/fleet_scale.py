@@ -48,16 +48,16 @@ def measure(name, routers, extra_prefixes, workdir):
     lab_vars = {'lab_topology_spec': spec, 'lab_inventory': inventory, 'lab': 'seed_lab', 'lab_ping_checks': []}
     row = {'case': name, 'routers': routers, 'extra_prefixes': extra_prefixes}
     try:
-        row['lab_build_s'], _ = playbook(['playbooks/lab.yml'], lab_vars)
+        row['lab_build_s'] = playbook(['playbooks/lab.yml'], lab_vars)[0]
         router_vars = {'router_verify': False}
         forks = ['--forks', str(max(routers, 1))]
-        row['converge_s'], _ = playbook(['playbooks/router.yml'] + forks, router_vars, inventory)
+        row['converge_s'] = playbook(['playbooks/router.yml'] + forks, router_vars, inventory)[0]
         row['rerun_s'], out = playbook(['playbooks/router.yml'] + forks, router_vars, inventory)
         row['rerun_unchanged'] = 'changed=0' in out and not any(
             'changed=' in line and 'changed=0' not in line for line in out.splitlines())
-        row['lab_rerun_s'], _ = playbook(['playbooks/lab.yml'], lab_vars)
+        row['lab_rerun_s'] = playbook(['playbooks/lab.yml'], lab_vars)[0]
     finally:
-        row['teardown_s'], _ = playbook(['playbooks/lab.yml'], dict(lab_vars, state='absent'))
+        row['teardown_s'] = playbook(['playbooks/lab.yml'], dict(lab_vars, state='absent'))[0]
     return row
 
 

@@ -165,14 +165,12 @@ class Connection(LocalConnection):
         return self
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
+        over_ssh = self._over_ssh()
         try:
-            if self._over_ssh():
-                wrapped = netns_command(self.get_option('netns'), cmd, missing_exit=SSH_UNREACHABLE)
-            else:
-                wrapped = netns_command(self.get_option('netns'), cmd)
+            wrapped = netns_command(self.get_option('netns'), cmd, missing_exit=SSH_UNREACHABLE if over_ssh else None)
         except XdpkitError as exc:
             raise AnsibleConnectionFailure(str(exc))
-        if self._over_ssh():
+        if over_ssh:
             self._connect()
             return self._ssh.exec_command(wrapped, in_data=in_data, sudoable=sudoable)
         return super().exec_command(wrapped, in_data=in_data, sudoable=sudoable)

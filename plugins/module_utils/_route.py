@@ -126,13 +126,7 @@ class RouteManager:
                     self._delete(ipr, current)
                 return {'changed': current is not None, 'route': None,
                         'diff': {'before': current, 'after': None}}
-            oif = None
-            if self.wanted['device']:
-                link = get_link(ipr, self.wanted['device'])
-                if link is None:
-                    raise XdpkitError("route '%s': device '%s' does not exist in %s (existing: %s)" % (
-                        self.wanted['dest'], self.wanted['device'], describe_ns(ns), ', '.join(link_names(ipr))))
-                oif = link['ifindex']
+            oif = device_index(ipr, self.wanted)
             changed = current is None or routes_differ(current, self.wanted)
             after = dict(self.wanted) if changed else current
             if changed and not self.check_mode:
@@ -145,6 +139,17 @@ class RouteManager:
 
     def _delete(self, ipr, current):
         delete_route(ipr, current)
+
+
+def device_index(ipr, route):
+    """The ifindex of the route's device, None when it names none."""
+    if not route['device']:
+        return None
+    link = get_link(ipr, route['device'])
+    if link is None:
+        raise XdpkitError("route '%s': device '%s' does not exist in %s (existing: %s)" % (
+            route['dest'], route['device'], describe_ns(route['namespace']), ', '.join(link_names(ipr))))
+    return link['ifindex']
 
 
 def route_kwargs(route):
@@ -243,16 +248,7 @@ class RouteSetManager:
                     before.append(have)
                     after.append(route)
                     if not self.check_mode:
-                        replace_route(ipr, route, self._oif(ipr, route))
+                        replace_route(ipr, route, device_index(ipr, route))
         changed = len(before) if self.state == 'absent' else len(after)
         return {'changed': changed > 0, 'routes_changed': changed,
                 'diff': {'before': [r for r in before if r], 'after': after}}
-
-    def _oif(self, ipr, route):
-        if not route['device']:
-            return None
-        link = get_link(ipr, route['device'])
-        if link is None:
-            raise XdpkitError("route '%s': device '%s' does not exist in %s (existing: %s)" % (
-                route['dest'], route['device'], describe_ns(self.namespace), ', '.join(link_names(ipr))))
-        return link['ifindex']

@@ -150,7 +150,8 @@ def _links(spec, nodes):
 
 
 def _first_hops(nodes, links):
-    """first_hop[a][b] = (link index, neighbour) of the shortest path from a to b. Ties go to
+    """first_hop[a][b] = (link index, neighbour) of the shortest path from a to b, and the
+    distance in hops of every node reachable from a. Ties go to
     the neighbour whose name sorts first, so paths are the same in both directions on a ring
     or a diamond and strict reverse-path filtering holds."""
     adjacency = {name: [] for name in nodes}
@@ -158,35 +159,26 @@ def _first_hops(nodes, links):
         (a, _pa), (b, _pb) = link['ends']
         adjacency[a].append((b, index))
         adjacency[b].append((a, index))
-    hops = {}
+    hops, distances = {}, {}
     for source in nodes:
         first = {}
+        distance = {source: 0}
         queue = deque()
         for neighbour, index in sorted(adjacency[source]):
             if neighbour not in first:
                 first[neighbour] = (index, neighbour)
+                distance[neighbour] = 1
                 queue.append(neighbour)
         while queue:
             here = queue.popleft()
             for neighbour, _index in sorted(adjacency[here]):
-                if neighbour != source and neighbour not in first:
+                if neighbour not in distance:
                     first[neighbour] = first[here]
+                    distance[neighbour] = distance[here] + 1
                     queue.append(neighbour)
         hops[source] = first
-    return hops, adjacency
-
-
-def _distance_order(source, hops, adjacency):
-    """Nodes by distance from source (BFS order), for choosing the nearer end of a link."""
-    order = {source: 0}
-    queue = deque([source])
-    while queue:
-        here = queue.popleft()
-        for neighbour, _index in sorted(adjacency[here]):
-            if neighbour not in order:
-                order[neighbour] = order[here] + 1
-                queue.append(neighbour)
-    return order
+        distances[source] = distance
+    return hops, distances
 
 
 def _gateway(links, index, neighbour, family):
@@ -198,7 +190,7 @@ def _gateway(links, index, neighbour, family):
 
 
 def _computed_routes(nodes, links):
-    hops, adjacency = _first_hops(nodes, links)
+    hops, distances = _first_hops(nodes, links)
     routes = {name: [] for name in nodes}
     for source, node in nodes.items():
         own = [i for i, link in enumerate(links) if source in (link['ends'][0][0], link['ends'][1][0])]
@@ -211,7 +203,7 @@ def _computed_routes(nodes, links):
                 if gateway:
                     routes[source].append({'dest': 'default', 'gateway': gateway, 'family': family})
             continue
-        distance = _distance_order(source, hops, adjacency)
+        distance = distances[source]
         for index, link in enumerate(links):
             if index in own:
                 continue

@@ -93,8 +93,8 @@ def fleet(request, cleanup, tmp_path):
         assert rc == 0, out[-4000:] + err[-2000:]
     assert not inventory.exists()
     assert not [ns for ns in list_netns() if ns.startswith(cleanup.prefix)]
-    assert not [pin for pin in os.listdir(PIN_ROOT) if pin.startswith(cleanup.prefix)] if os.path.isdir(PIN_ROOT) \
-        else True
+    pins = os.listdir(PIN_ROOT) if os.path.isdir(PIN_ROOT) else []
+    assert not [pin for pin in pins if pin.startswith(cleanup.prefix)]
 
 
 def test_router_role_drives_every_router_of_a_lab(fleet):
