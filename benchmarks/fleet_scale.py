@@ -45,7 +45,7 @@ def playbook(args, extra_vars, inventory=None):
 def measure(name, routers, extra_prefixes, workdir):
     spec = chain(name, routers, extra_prefixes)
     inventory = os.path.join(workdir, name + '.yml')
-    lab_vars = {'lab_topology_spec': spec, 'lab_inventory': inventory, 'lab': 'seed_lab', 'lab_ping_checks': []}
+    lab_vars = {'lab_topology_spec': spec, 'lab_inventory': inventory, 'lab': 'seed', 'lab_ping_checks': []}
     row = {'case': name, 'routers': routers, 'extra_prefixes': extra_prefixes}
     try:
         row['lab_build_s'] = playbook(['playbooks/lab.yml'], lab_vars)[0]

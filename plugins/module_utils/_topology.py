@@ -39,6 +39,7 @@ def _parse_endpoint(text, nodes):
     node, port = text.split(':')
     if node not in nodes:
         raise _error("link endpoint '%s' names node '%s', which is not in nodes (%s)" % (text, node, ', '.join(nodes)))
+    port = nodes[node]['port_prefix'] + port
     reason = validate_ifname(port)
     if reason:
         raise _error("link endpoint '%s': %s" % (text, reason))
@@ -101,11 +102,18 @@ def _nodes(spec):
         kind = node.get('kind', 'host')
         if kind not in KINDS:
             raise _error("node '%s' has kind '%s'; kinds are %s" % (name, kind, ', '.join(KINDS)))
+        if node.get('lab_host'):
+            # The lab host itself (where the play runs): its ports live beside every other
+            # lab's in its own namespace, so they carry the lab prefix as namespaces do.
+            found[str(name)] = {'kind': kind, 'netns': None, 'port_prefix': prefix}
+            continue
         netns = node.get('netns') or prefix + str(name)
         reason = validate_netns_name(netns)
         if reason:
             raise _error("node '%s': %s" % (name, reason))
-        found[str(name)] = {'kind': kind, 'netns': netns}
+        found[str(name)] = {'kind': kind, 'netns': netns, 'port_prefix': ''}
+    if sum(1 for node in found.values() if node['netns'] is None) > 1:
+        raise _error('only one node can be the lab host (lab_host: true)')
     return found
 
 
@@ -268,6 +276,11 @@ def _router_sysctls(spec):
     return wanted
 
 
+def _in_namespace(netns, **args):
+    """Module arguments, with the namespace left out for the lab host's own."""
+    return dict(args, namespace=netns) if netns else args
+
+
 def plan_lab(spec):
     """The module arguments that build the lab of `spec`, and its inventory."""
     if not isinstance(spec, dict):
@@ -289,13 +302,19 @@ def plan_lab(spec):
 
     veths = []
     ports = {name: {} for name in nodes}
+    peers = {name: {} for name in nodes}
     for link in links:
         ends = []
         for side, (node, port) in enumerate(link['ends']):
             addresses = [str(link['addresses'][family][side]) for family in FAMILIES if family in link['addresses']]
             ports[node][port] = addresses
-            ends.append({'name': port, 'namespace': nodes[node]['netns'], 'addresses': addresses,
-                         'gro': True if receivers == 'gro' else None})
+            end = {'name': port, 'addresses': addresses, 'gro': True if receivers == 'gro' else None}
+            if nodes[node]['netns']:
+                end['namespace'] = nodes[node]['netns']
+            ends.append(end)
+        for side, (node, port) in enumerate(link['ends']):
+            other_node, other_port = link['ends'][1 - side]
+            peers[node][port] = {'node': other_node, 'namespace': nodes[other_node]['netns'], 'interface': other_port}
         veth = dict(ends[0], peer=ends[1])
         if link['mtu']:
             veth['mtu'] = veth['peer']['mtu'] = int(link['mtu'])
@@ -312,30 +331,41 @@ def plan_lab(spec):
             'ansible_netns': node['netns'],
             'lab_kind': node['kind'],
             'lab_ports': ports[name],
+            'lab_peers': peers[name],
             'lab_ipv4': first.get('ipv4'),
             'lab_ipv6': first.get('ipv6'),
         }
         if node['kind'] == 'router':
             hosts[name]['router_interfaces'] = sorted(ports[name])
-    groups = {kind: {'hosts': {name: hosts[name] for name in nodes if nodes[name]['kind'] == kind}}
+    # The lab host is the play's own host, not a netns host of the lab's inventory.
+    groups = {kind: {'hosts': {name: hosts[name] for name in nodes
+                               if nodes[name]['kind'] == kind and nodes[name]['netns']}}
               for kind in KINDS}
-    # The lab host built the lab, so it has what the router needs already.
-    groups['router']['vars'] = {'router_prerequisites': False}
+    # Pings that prove the lab: every host to every other host's first address of each family.
+    probes = [{'from': source, 'namespace': nodes[source]['netns'], 'to_node': target, 'to': hosts[target][family]}
+              for source in nodes for target in nodes
+              if source != target and nodes[source]['kind'] == nodes[target]['kind'] == 'host'
+              and nodes[source]['netns'] and nodes[target]['netns']
+              for family in ('lab_ipv4', 'lab_ipv6') if hosts[target][family]]
     inventory = {'all': {
         'children': {kind: group for kind, group in groups.items() if group['hosts']},
         # inventory_vars: e.g. ansible_netns_transport, ansible_host for a lab on a lab host.
         'vars': dict({'ansible_connection': 'xdpkit.forwarding.netns',
                       'ansible_python_interpreter': '/usr/bin/python3'}, **(spec.get('inventory_vars') or {})),
     }}
+    if groups['router']['hosts']:
+        # The lab host built the lab, so it has what the router needs already.
+        groups['router']['vars'] = {'router_prerequisites': False}
     return {
-        'namespaces': [node['netns'] for node in nodes.values()],
+        'namespaces': [node['netns'] for node in nodes.values() if node['netns']],
         'links': veths,
-        'routes': [{'namespace': nodes[name]['netns'], 'routes': node_routes}
+        'routes': [_in_namespace(nodes[name]['netns'], routes=node_routes)
                    for name, node_routes in routes.items() if node_routes],
         'route_count': sum(len(node_routes) for node_routes in routes.values()),
-        'sysctls': [{'namespace': node['netns'], 'name': key, 'value': str(value)}
+        'sysctls': [_in_namespace(node['netns'], name=key, value=str(value))
                     for node in nodes.values() if node['kind'] == 'router'
                     for key, value in _router_sysctls(spec).items()],
         'nodes': hosts,
+        'probes': probes,
         'inventory': inventory,
     }

@@ -2,10 +2,13 @@
 
 import os
 import re
+import socket
+
+import yaml
 
 from conftest import in_ns, run_playbook
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_addresses, get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
 
 
@@ -16,43 +19,51 @@ def recap(stdout):
 
 
 def fib_lab(names):
-    """playbooks/vars/fib_lab.yml with this test's unique names and subnets."""
-    a, b = names('a'), names('b')
+    """labs/fib with this test's unique names and subnets: the lab host routes between a and b."""
     return {
-        'lab_topology_namespaces': [a, b],
-        'lab_topology_links': [
-            {'name': a, 'addresses': ['10.91.1.1/24', 'fd91:1::1/64'],
-             'peer': {'name': 'veth0', 'namespace': a, 'addresses': ['10.91.1.2/24', 'fd91:1::2/64']}},
-            {'name': b, 'addresses': ['10.91.2.1/24', 'fd91:2::1/64'],
-             'peer': {'name': 'veth0', 'namespace': b, 'addresses': ['10.91.2.2/24', 'fd91:2::2/64']}},
-        ],
-        'lab_topology_routes': [
-            {'namespace': a, 'dest': 'default', 'gateway': '10.91.1.1'},
-            {'namespace': a, 'dest': 'default', 'gateway': 'fd91:1::1'},
-            {'namespace': b, 'dest': 'default', 'gateway': '10.91.2.1'},
-            {'namespace': b, 'dest': 'default', 'gateway': 'fd91:2::1'},
-        ],
-        'lab_topology_sysctls': [
-            {'name': 'net.ipv4.conf.all.forwarding', 'value': '1'},
-            {'name': 'net.ipv6.conf.all.forwarding', 'value': '1'},
-        ],
-        'lab_ping_checks': [
-            {'from': a, 'to': '10.91.2.2'}, {'from': a, 'to': 'fd91:2::2'},
-            {'from': b, 'to': '10.91.1.2'}, {'from': b, 'to': 'fd91:1::2'},
-        ],
+        'lab': 'fib',
+        'lab_prefix': names.prefix,
+        'lab_topology_spec': {
+            'prefix': names.prefix,
+            'nodes': {'host': {'kind': 'router', 'lab_host': True}, 'a': {}, 'b': {}},
+            'links': [
+                {'endpoints': ['host:a', 'a:veth0'], 'ipv4': ['10.91.1.1/24', '10.91.1.2/24'],
+                 'ipv6': ['fd91:1::1/64', 'fd91:1::2/64']},
+                {'endpoints': ['host:b', 'b:veth0'], 'ipv4': ['10.91.2.1/24', '10.91.2.2/24'],
+                 'ipv6': ['fd91:2::1/64', 'fd91:2::2/64']},
+            ],
+            'receivers': 'none',
+        },
     }
 
 
-def test_fib_lab_builds_pings_reruns_unchanged_and_tears_down(cleanup):
+FORWARDING = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding')
+
+
+def test_fib_lab_builds_pings_reruns_unchanged_and_tears_down(cleanup, tmp_path):
+    """From topology data alone: host ports named with the prefix, default routes computed in
+    both namespaces, forwarding on in the lab host while the lab exists, back afterwards."""
     names = cleanup
-    lab = fib_lab(names)
-    forwarding_before = [read_sysctl(None, s['name']) for s in lab['lab_topology_sysctls']]
+    lab = dict(fib_lab(names), lab_inventory=str(tmp_path / 'inventory.yml'))
+    forwarding_before = [read_sysctl(None, name) for name in FORWARDING]
 
     rc, out, err = run_playbook('playbooks/lab.yml', lab)
     assert rc == 0, out[-4000:] + err[-2000:]
     assert recap(out)['failed'] == 0
-    # The playbook's own pings passed; check one more from the test side, across the host.
+    for target in ('10.91.2.2', 'fd91:2::2', '10.91.1.2', 'fd91:1::2'):
+        assert '-> %s' % target in out, out[-3000:]
+    # The playbook pinged both ways in both families; check one more from the test side.
     in_ns(names('a'), 'ping', '-c', '1', '-W', '2', 'fd91:2::2')
+    assert [read_sysctl(None, name) for name in FORWARDING] == ['1', '1']
+    with iproute() as ipr:
+        assert get_link(ipr, names('a')) is not None and get_link(ipr, names('b')) is not None
+    with iproute(names('a')) as ipr:
+        gateways = {route.get_attr('RTA_GATEWAY') for route in ipr.get_default_routes(family=socket.AF_INET)}
+    assert gateways == {'10.91.1.1'}
+    # The namespaces are netns hosts of the lab's inventory; the lab host is the play's own host.
+    inventory = yaml.safe_load((tmp_path / 'inventory.yml').read_text())
+    assert set(inventory['all']['children']) == {'host'}
+    assert inventory['all']['children']['host']['hosts']['a']['ansible_netns'] == names('a')
 
     rc, out, err = run_playbook('playbooks/lab.yml', lab)
     assert rc == 0 and recap(out)['changed'] == 0, out[-4000:]
@@ -62,27 +73,22 @@ def test_fib_lab_builds_pings_reruns_unchanged_and_tears_down(cleanup):
     assert not [n for n in os.listdir('/run/netns') if n.startswith(names.prefix)]
     with iproute() as ipr:
         assert get_link(ipr, names('a')) is None and get_link(ipr, names('b')) is None
-    assert [read_sysctl(None, s['name']) for s in lab['lab_topology_sysctls']] == forwarding_before
+    assert [read_sysctl(None, name) for name in FORWARDING] == forwarding_before
+    assert not (tmp_path / 'inventory.yml').exists()
 
 
 def test_seed_lab_is_the_roles_default_shape(cleanup):
-    """The seed's same-/24 topology builds with the seed's addresses (host <-> namespace pings)."""
+    """labs/seed: the seed's same-/24 topology with the seed's addresses (host <-> namespace pings)."""
     names = cleanup
-    lab = {
-        'lab': 'seed_lab',
-        'lab_topology_namespaces': [names('uno'), names('dos')],
-        'lab_topology_links': [
-            {'name': names('uno'), 'addresses': ['10.0.0.1/24'],
-             'peer': {'name': 'veth0', 'namespace': names('uno'), 'addresses': ['10.0.0.2/24']}},
-            {'name': names('dos'), 'addresses': ['10.0.0.3/24'],
-             'peer': {'name': 'veth0', 'namespace': names('dos'), 'addresses': ['10.0.0.4/24']}},
-        ],
-        # Only uno's side: with both host ports in one /24 the host answers dos through the
-        # first connected route (uno's port). That is the seed's flaw the FIB lab fixes.
-        'lab_ping_checks': [{'from': names('uno'), 'to': '10.0.0.1'}],
-    }
+    lab = {'lab': 'seed', 'lab_prefix': names.prefix}
     rc, out, err = run_playbook('playbooks/lab.yml', lab)
     assert rc == 0, out[-4000:] + err[-2000:]
+    with iproute() as ipr:
+        uno = get_link(ipr, names('uno'))
+        assert uno is not None and get_link(ipr, names('dos')) is not None
+    with iproute(names('uno')) as ipr:
+        assert {str(a) for a in get_addresses(ipr, get_link(ipr, 'veth0')['ifindex'])} == {'10.0.0.2/24'}
+    assert 'ok=' in out and "-> 10.0.0.1" in out
     rc, out, err = run_playbook('playbooks/lab.yml', dict(lab, state='absent'))
     assert rc == 0, out[-4000:]
     assert not [n for n in os.listdir('/run/netns') if n.startswith(names.prefix)]

@@ -66,7 +66,7 @@ def kill_mid_converge(prefix):
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if 'Attach the XDP router' in line or time.monotonic() > deadline:
+        if 'Attach the router to each interface' in line or time.monotonic() > deadline:
             break
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)

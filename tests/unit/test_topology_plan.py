@@ -120,6 +120,47 @@ def test_the_inventory_lists_every_node_as_a_netns_host_grouped_by_kind():
         'net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding'}
 
 
+def seed_fib(prefix='fib-'):
+    return {'prefix': prefix, 'nodes': {'host': {'kind': 'router', 'lab_host': True}, 'uno': {}, 'dos': {}},
+            'links': [{'endpoints': ['host:uno', 'uno:veth0'], 'ipv4': ['10.0.1.1/24', '10.0.1.2/24'],
+                       'ipv6': ['fd00:1::1/64', 'fd00:1::2/64']},
+                      {'endpoints': ['host:dos', 'dos:veth0'], 'ipv4': ['10.0.2.1/24', '10.0.2.2/24']}],
+            'receivers': 'none'}
+
+
+def test_the_lab_host_is_a_node_whose_ports_live_in_its_own_namespace():
+    """The seed's FIB lab as data: the host's ports carry the prefix, as the namespaces do, and
+    nothing of the host's is given a namespace or an inventory entry."""
+    plan = plan_lab(seed_fib())
+    assert plan['namespaces'] == ['fib-uno', 'fib-dos']
+    assert [(link['name'], 'namespace' in link, link['peer']['name'], link['peer']['namespace'])
+            for link in plan['links']] == [('fib-uno', False, 'veth0', 'fib-uno'),
+                                           ('fib-dos', False, 'veth0', 'fib-dos')]
+    assert plan['nodes']['host']['router_interfaces'] == ['fib-dos', 'fib-uno']
+    assert plan['nodes']['host']['ansible_netns'] is None
+    assert plan['nodes']['host']['lab_peers']['fib-uno'] == {
+        'node': 'uno', 'namespace': 'fib-uno', 'interface': 'veth0'}
+    assert plan['nodes']['dos']['lab_peers']['veth0'] == {'node': 'host', 'namespace': None, 'interface': 'fib-dos'}
+    # Forwarding on in the lab host itself, the namespaces' default routes via its ports.
+    assert {s['name'] for s in plan['sysctls'] if 'namespace' not in s} == {
+        'net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding'}
+    assert routes_of(plan, 'fib-uno') == {('default', '10.0.1.1'), ('default', 'fd00:1::1')}
+    assert routes_of(plan, 'fib-dos') == {('default', '10.0.2.1')}
+    # The namespaces are netns hosts of the inventory; the lab host is the play's own host.
+    assert plan['inventory']['all']['children'] == {'host': {'hosts': {
+        'uno': plan['nodes']['uno'], 'dos': plan['nodes']['dos']}}}
+    # Probes: each namespace host to each address family the other has.
+    assert [(p['namespace'], p['to']) for p in plan['probes']] == [
+        ('fib-uno', '10.0.2.2'), ('fib-dos', '10.0.1.2'), ('fib-dos', 'fd00:1::2')]
+
+
+def test_only_one_node_is_the_lab_host():
+    spec = seed_fib()
+    spec['nodes']['uno'] = {'lab_host': True}
+    with pytest.raises(XdpkitError, match='only one node can be the lab host'):
+        plan_lab(spec)
+
+
 @pytest.mark.parametrize('change, message', [
     (lambda s: s['links'].append(['h1:eth9', 'nowhere:eth0']), "node 'nowhere', which is not in nodes"),
     (lambda s: s['links'].append(['h1:eth0', 'h2:eth5']), "port 'h1:eth0' is used by two links"),
