@@ -25,6 +25,11 @@ class XdpkitError(Exception):
     """An error whose message is shown to the user as the module's `msg`."""
 
 
+class MissingDependency(XdpkitError):
+    """Something an earlier task makes (a namespace, an interface) is not there. For real that
+    is an error; in check mode the earlier task only predicted it, so the module predicts too."""
+
+
 def validate_netns_name(name):
     """Return None when `name` is a usable namespace name, else the reason."""
     if name is None or name == '':

@@ -71,8 +71,16 @@ def describe_link(ipr, msg):
     return link
 
 
+def predicted_link(name):
+    """What check mode reports for a link an earlier task would have created."""
+    return {'name': name, 'ifindex': 0, 'kind': None, 'mtu': None, 'mac': '00:00:00:00:00:00', 'state': 'down',
+            'stats': {key: 0 for key in STAT_KEYS}, 'addresses': [], 'peer_ifindex': None, 'xdp': None,
+            'predicted': True}
+
+
 class LinkInfoReader:
     def __init__(self, params, check_mode=False):
+        self.check_mode = check_mode
         self.namespace = params.get('namespace') or None
         if self.namespace:
             check_netns_name(self.namespace)
@@ -80,6 +88,8 @@ class LinkInfoReader:
 
     def run(self):
         if self.namespace and not netns_exists(self.namespace):
+            if self.check_mode and self.names:
+                return self._predicted(self.names, 'network namespace %s does not exist yet' % self.namespace)
             raise missing_netns_error(self.namespace)
         with iproute(self.namespace) as ipr:
             links = {}
@@ -88,8 +98,18 @@ class LinkInfoReader:
                 if not self.names or link['name'] in self.names:
                     links[link['name']] = link
             missing = [n for n in self.names if n not in links]
+            if missing and self.check_mode:
+                predicted = self._predicted(missing, 'interface %s does not exist yet' % ', '.join(missing))
+                predicted['links'] = dict(links, **predicted['links'])
+                return predicted
             if missing:
                 raise XdpkitError("interface '%s' does not exist in %s (existing: %s)" % (
                     missing[0], describe_ns(self.namespace), ', '.join(link_names(ipr))))
         return {'changed': False, 'namespace': self.namespace, 'links': links,
                 'forwarded': forwarded_datagrams(self.namespace)}
+
+    def _predicted(self, names, reason):
+        return {'changed': False, 'namespace': self.namespace, 'links': {n: predicted_link(n) for n in names},
+                'forwarded': {'ipv4': 0, 'ipv6': 0},
+                'warnings': ['check mode: %s; reporting placeholders (ifindex 0, MAC 00:00:00:00:00:00) for '
+                             'what an earlier task of this run would create' % reason]}

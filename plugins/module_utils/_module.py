@@ -15,7 +15,7 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import MissingDependency, XdpkitError
 
 
 def require_pyroute2(module):
@@ -97,6 +97,13 @@ def run_manager(module, manager_class, changes=True):
                 result = manager_class(module.params, check_mode=module.check_mode).run()
         else:
             result = manager_class(module.params, check_mode=module.check_mode).run()
+    except MissingDependency as exc:
+        if not module.check_mode:
+            module.fail_json(msg=str(exc))
+        # Check mode did not make what an earlier task would have: predict the change from
+        # the arguments alone (they were validated before anything was looked up).
+        module.warn('check mode: %s; assuming an earlier task of this run creates it' % exc)
+        module.exit_json(changed=changes, predicted=True)
     except XdpkitError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # a bug or an unexpected kernel answer: keep the trace

@@ -16,7 +16,7 @@ import ipaddress
 import socket
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
-    XdpkitError,
+    MissingDependency,
     describe_ns,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
@@ -97,7 +97,7 @@ def link_names(ipr):
 def require_link(ipr, name, netns):
     link = get_link(ipr, name)
     if link is None:
-        raise XdpkitError("interface '%s' does not exist in %s (existing: %s)" % (
+        raise MissingDependency("interface '%s' does not exist in %s (existing: %s)" % (
             name, describe_ns(netns), ', '.join(link_names(ipr))))
     return link
 

@@ -19,6 +19,7 @@ import errno
 import os
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    MissingDependency,
     XdpkitError,
     check_netns_name,
 )
@@ -115,7 +116,7 @@ def netns_command(name, command, shell='/bin/sh', missing_exit=None):
 
 def missing_netns_error(name):
     existing = ', '.join(list_netns()) or 'none'
-    return XdpkitError(
+    return MissingDependency(
         "network namespace '%s' does not exist (existing: %s); create it first with "
         "xdpkit.forwarding.netns" % (name, existing))
 
@@ -173,7 +174,11 @@ def remove_netns_pins(name):
     """The namespace's programs and links died with it: unpin the maps pinned under its name
     (PIN_ROOT/NAME@INTERFACE, and NAME@ROLE map dirs of the roles), which would otherwise
     stay as orphans."""
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import PIN_ROOT, remove_pins
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import (
+        PIN_ROOT,
+        remove_empty_dir,
+        remove_pins,
+    )
 
     try:
         entries = os.listdir(PIN_ROOT)
@@ -182,6 +187,8 @@ def remove_netns_pins(name):
     for entry in entries:
         if entry.startswith(name + '@'):
             remove_pins(os.path.join(PIN_ROOT, entry))
+    # The last lab gone leaves no empty xdpkit directory behind, as xdp_program's absent does not.
+    remove_empty_dir(PIN_ROOT)
 
 
 class NetnsManager:

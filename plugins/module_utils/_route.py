@@ -11,6 +11,7 @@ import ipaddress
 import socket
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    MissingDependency,
     XdpkitError,
     check_ifname,
     describe_ns,
@@ -147,7 +148,7 @@ def device_index(ipr, route):
         return None
     link = get_link(ipr, route['device'])
     if link is None:
-        raise XdpkitError("route '%s': device '%s' does not exist in %s (existing: %s)" % (
+        raise MissingDependency("route '%s': device '%s' does not exist in %s (existing: %s)" % (
             route['dest'], route['device'], describe_ns(route['namespace']), ', '.join(link_names(ipr))))
     return link['ifindex']
 

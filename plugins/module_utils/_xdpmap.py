@@ -14,6 +14,7 @@ import struct
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    MissingDependency,
     XdpkitError,
     check_netns_name,
     describe_ns,
@@ -48,7 +49,7 @@ class PortCodec:
             return struct.pack('=I', int(text))
         link = get_link(self.ipr, str(text))
         if link is None:
-            raise XdpkitError("%s: interface '%s' does not exist in %s (existing: %s)" % (
+            raise MissingDependency("%s: interface '%s' does not exist in %s (existing: %s)" % (
                 what, text, describe_ns(self.namespace), ', '.join(link_names(self.ipr))))
         return struct.pack('=I', link['ifindex'])
 
