@@ -7,7 +7,7 @@ import os
 import re
 import time
 
-from conftest import run_playbook
+from conftest import run_module, run_playbook
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
@@ -75,6 +75,10 @@ def assert_check_changes_nothing(playbook, extra_vars, inventory=None, expect_ch
     return out
 
 
+def redirected(ports):
+    return sum(run_module('xdp_stats', {'interface': port})['stats']['XDP_REDIRECT']['packets'] for port in ports)
+
+
 def test_site_check_mode_on_a_fresh_host_then_on_a_converged_one(cleanup):
     prefix = cleanup.prefix
     scenario = {'xdpkit_name_prefix': prefix}
@@ -88,6 +92,22 @@ def test_site_check_mode_on_a_fresh_host_then_on_a_converged_one(cleanup):
         assert recap(out)['changed'] == predicted, out[-4000:]
 
         assert_check_changes_nothing('site.yml', scenario, expect_changes=False)
+
+        # A real re-run changes nothing, so it sends no verification traffic and says what the
+        # last verification saw; verify_always sends it again.
+        ports = [prefix + 'fib-uno', prefix + 'fib-dos']
+        before = redirected(ports)
+        rc, out, err = run_playbook('site.yml', scenario)
+        assert rc == 0 and recap(out)['changed'] == 0, out[-4000:] + err[-2000:]
+        flat = ' '.join(out.split())
+        for name in ('hardcoded', 'map', 'fib'):
+            assert '%s: nothing changed since the verification at' % name in flat, out[-4000:]
+        assert 'fib: verification ping, 40 echo requests' in flat  # what the converge's verification saw
+        assert redirected(ports) == before, 'a run that changed nothing sent verification traffic'
+        rc, out, err = run_playbook('site.yml', dict(scenario, xdpkit_verify_always=True))
+        assert rc == 0 and recap(out)['changed'] == 0, out[-4000:] + err[-2000:]
+        assert 'nothing changed since the verification' not in ' '.join(out.split())
+        assert redirected(ports) >= before + 2 * 40, 'xdpkit_verify_always=true sent no traffic'
     finally:
         rc, out, err = run_playbook('site.yml', dict(scenario, state='absent'))
         assert rc == 0, out[-4000:] + err[-2000:]

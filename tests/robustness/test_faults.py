@@ -174,6 +174,8 @@ def test_scenario_converges_back_after_a_fault_and_tears_down_clean(fault, torn_
         out = ' '.join(converge(prefix).split())  # the summary is wrapped over lines
     # The role's own verification asserted that XDP redirected the pings; the kernel did none.
     assert 'XDP_REDIRECT +' in out and 'kernel forwarded +0 IPv4 / +0 IPv6' in out, out[-3000:]
+    # ... this run, not a recalled earlier one: the fault was a change to undo, so it verified.
+    assert 'nothing changed since the verification' not in out, out[-3000:]
     assert router_state(prefix) == COMPLETE
     if fault == 'map_unpinned':
         # Both routers use the tx_ports map pinned now, not the orphan the fault left.
