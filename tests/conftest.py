@@ -91,12 +91,13 @@ def _remove_prefixed_links(prefix):
     from pyroute2.netlink.exceptions import NetlinkError
 
     from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netns
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump
 
     for ns in _netns.list_netns():
         if ns.startswith(prefix):
             _netns.remove_netns(ns)
     with IPRoute() as ipr:
-        for link in ipr.get_links():
+        for link in dump(ipr.get_links):
             name = link.get_attr('IFLA_IFNAME')
             if name.startswith(prefix):
                 try:

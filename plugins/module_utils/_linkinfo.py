@@ -15,6 +15,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     describe_ns,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
+    dump,
     get_addresses,
     iproute,
     link_names,
@@ -93,7 +94,7 @@ class LinkInfoReader:
             raise missing_netns_error(self.namespace)
         with iproute(self.namespace) as ipr:
             links = {}
-            for msg in ipr.get_links():
+            for msg in dump(ipr.get_links):
                 link = describe_link(ipr, msg)
                 if not self.names or link['name'] in self.names:
                     links[link['name']] = link

@@ -16,7 +16,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     normalize_mac,
     parse_ip,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute, require_link
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump, iproute, require_link
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import missing_netns_error, netns_exists
 
 NUD_PERMANENT = 0x80
@@ -40,7 +40,7 @@ class NeighbourManager:
 
     def _find(self, ipr, ifindex):
         family = socket.AF_INET if self.address.version == 4 else socket.AF_INET6
-        for msg in ipr.get_neighbours(family=family, ifindex=ifindex):
+        for msg in dump(ipr.get_neighbours, family=family, ifindex=ifindex):
             if msg.get_attr('NDA_DST') and parse_ip(msg.get_attr('NDA_DST')) == self.address:
                 return {'address': str(self.address), 'device': self.device, 'namespace': self.namespace,
                         'mac': (msg.get_attr('NDA_LLADDR') or '').lower() or None,

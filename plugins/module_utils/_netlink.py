@@ -14,6 +14,7 @@ __metaclass__ = type
 import contextlib
 import ipaddress
 import socket
+import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     MissingDependency,
@@ -23,7 +24,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in
 
 try:
     from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
 except ImportError as _exc:  # pragma: no cover - exercised by the sanity import test
@@ -33,6 +34,9 @@ except ImportError as _exc:  # pragma: no cover - exercised by the sanity import
 
     class NetlinkError(Exception):
         code = 0
+
+    class NetlinkDumpInterrupted(Exception):
+        pass
 
 IFF_UP = 0x1
 IFA_F_NODAD = 0x02
@@ -49,6 +53,19 @@ def iproute(netns=None):
         yield ipr
     finally:
         ipr.close()
+
+
+def dump(request, *args, **kwargs):
+    """A netlink dump as a list, asked again when the kernel says it was interrupted (links,
+    addresses or routes changed during it, e.g. a namespace being torn down beside us)."""
+    for attempt in range(5):
+        try:
+            return list(request(*args, **kwargs))
+        except NetlinkDumpInterrupted:
+            if attempt == 4:
+                raise
+            time.sleep(0.05)
+    return []
 
 
 def _link_kind(msg):
@@ -91,7 +108,7 @@ def get_link_by_index(ipr, ifindex):
 
 
 def link_names(ipr):
-    return sorted(m.get_attr('IFLA_IFNAME') for m in ipr.get_links())
+    return sorted(m.get_attr('IFLA_IFNAME') for m in dump(ipr.get_links))
 
 
 def require_link(ipr, name, netns):
@@ -109,7 +126,7 @@ def get_addresses(ipr, ifindex):
     'exact' address list must neither fight nor report them.
     """
     found = set()
-    for msg in ipr.get_addr(index=ifindex):
+    for msg in dump(ipr.get_addr, index=ifindex):
         if msg['scope'] == RT_SCOPE_LINK and msg['family'] == socket.AF_INET6:
             continue
         addr = msg.get_attr('IFA_ADDRESS') or msg.get_attr('IFA_LOCAL')

@@ -21,6 +21,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
     NetlinkError,
+    dump,
     get_link,
     get_link_by_index,
     iproute,
@@ -108,7 +109,7 @@ class RouteManager:
             link = get_link_by_index(ipr, index)
             return link['name'] if link else None
 
-        for msg in ipr.get_routes(family=family, table=self.wanted['table']):
+        for msg in dump(ipr.get_routes, family=family, table=self.wanted['table']):
             view = route_to_view(msg, ifname_of, self.wanted['namespace'], self.wanted['family'])
             if same_identity(view, self.wanted):
                 return view
@@ -224,7 +225,7 @@ class RouteSetManager:
             if not any(route['family'] == family for route in self.wanted):
                 continue
             for table in tables:
-                for msg in ipr.get_routes(family=af, table=table):
+                for msg in dump(ipr.get_routes, family=af, table=table):
                     view = route_to_view(msg, ifname_of, self.namespace, family)
                     found.setdefault((view['dest'], view['table'], view['metric']), view)
         return found
