@@ -98,11 +98,14 @@ def test_xdp_stats_rates_and_no_program(pair):
     none = run_module('xdp_stats', {'interface': pair('h')})
     assert none['program'] is None and none['stats'] is None
     run_module('xdp_program', {'interface': pair('h'), 'program': 'xdp_pass'})
-    ping = subprocess.Popen(['nsenter', '--net=/run/netns/' + pair('ns'), 'ping', '-c', '10', '-i', '0.1', '10.66.0.1'],
-                            stdout=subprocess.DEVNULL)
+    # Traffic for longer than the module can take to start on a busy machine, stopped after the
+    # measurement: the rate window always falls inside it.
+    ping = subprocess.Popen(['nsenter', '--net=/run/netns/' + pair('ns'), 'ping', '-c', '600', '-i', '0.05',
+                             '10.66.0.1'], stdout=subprocess.DEVNULL)
     try:
         rated = run_module('xdp_stats', {'interface': pair('h'), 'interval': 0.5})
     finally:
+        ping.terminate()
         ping.wait(timeout=30)
     assert set(rated['rates']) == {'XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT'}
     assert rated['rates']['XDP_PASS']['pps'] > 0
