@@ -58,14 +58,12 @@ def iproute(netns=None):
 def dump(request, *args, **kwargs):
     """A netlink dump as a list, asked again when the kernel says it was interrupted (links,
     addresses or routes changed during it, e.g. a namespace being torn down beside us)."""
-    for attempt in range(5):
+    for _attempt in range(4):
         try:
             return list(request(*args, **kwargs))
         except NetlinkDumpInterrupted:
-            if attempt == 4:
-                raise
             time.sleep(0.05)
-    return []
+    return list(request(*args, **kwargs))
 
 
 def _link_kind(msg):

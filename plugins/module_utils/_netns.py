@@ -187,7 +187,7 @@ def remove_netns_pins(name):
     for entry in entries:
         if entry.startswith(name + '@'):
             remove_pins(os.path.join(PIN_ROOT, entry))
-    # The last lab gone leaves no empty xdpkit directory behind, as xdp_program's absent does not.
+    # The last lab gone leaves no empty xdpkit directory behind (xdp_program's absent does the same).
     remove_empty_dir(PIN_ROOT)
 
 
