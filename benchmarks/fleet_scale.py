@@ -30,13 +30,21 @@ def chain(name, routers, extra_prefixes=0):
             'extra_prefixes': {'count': extra_prefixes, 'towards': 'h2'}}
 
 
-def playbook(args, extra_vars, inventory=None):
+def playbook(args, extra_vars, inventory=None, compiles=None):
+    """(seconds, stdout); with `compiles` (a dict), also the run's bcc compiles and their seconds."""
     cmd = [os.path.join(VENV_BIN, 'ansible-playbook')] + args + ['-e', json.dumps(extra_vars)]
     if inventory:
         cmd += ['-i', inventory]
-    start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    seconds = time.monotonic() - start
+    with tempfile.TemporaryDirectory() as scratch:
+        report = os.path.join(scratch, 'compiles.json')
+        env = dict(os.environ, ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'benchmarks', 'callback_plugins'),
+                   ANSIBLE_CALLBACKS_ENABLED='compile_count', XDPKIT_COMPILE_REPORT=report)
+        start = time.monotonic()
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        seconds = time.monotonic() - start
+        if compiles is not None and os.path.exists(report):
+            with open(report) as stream:
+                compiles.update(json.load(stream))
     if proc.returncode != 0:
         sys.exit('%s failed:\n%s' % (' '.join(cmd), proc.stdout[-3000:] + proc.stderr[-2000:]))
     return seconds, proc.stdout
@@ -51,7 +59,10 @@ def measure(name, routers, extra_prefixes, workdir):
         row['lab_build_s'] = playbook(['playbooks/lab.yml'], lab_vars)[0]
         router_vars = {'router_verify': False}
         forks = ['--forks', str(max(routers, 1))]
-        row['converge_s'] = playbook(['playbooks/router.yml'] + forks, router_vars, inventory)[0]
+        compiles = {}
+        row['converge_s'] = playbook(['playbooks/router.yml'] + forks, router_vars, inventory, compiles)[0]
+        row['converge_compiles'] = compiles.get('compiles', 0)
+        row['converge_compile_s'] = compiles.get('compile_seconds', 0.0)
         row['rerun_s'], out = playbook(['playbooks/router.yml'] + forks, router_vars, inventory)
         row['rerun_unchanged'] = 'changed=0' in out and not any(
             'changed=' in line and 'changed=0' not in line for line in out.splitlines())
@@ -75,11 +86,12 @@ def main():
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, 'fleet_scale.json'), 'w') as stream:
         json.dump({'rows': rows, 'converge_ratio_16_to_4': ratio, 'cpus': os.cpu_count()}, stream, indent=1)
-    lines = ['| case | routers | extra prefixes | lab build s | converge s | re-run s | re-run unchanged | '
-             'lab re-run s | teardown s |', '|' + '---|' * 9]
+    lines = ['| case | routers | extra prefixes | lab build s | converge s | bcc compiles (s) | re-run s | '
+             're-run unchanged | lab re-run s | teardown s |', '|' + '---|' * 10]
     for row in rows:
         lines.append('| %(case)s | %(routers)d | %(extra_prefixes)d | %(lab_build_s).1f | %(converge_s).1f | '
-                     '%(rerun_s).1f | %(rerun_unchanged)s | %(lab_rerun_s).1f | %(teardown_s).1f |' % row)
+                     '%(converge_compiles)d (%(converge_compile_s).1f) | %(rerun_s).1f | %(rerun_unchanged)s | '
+                     '%(lab_rerun_s).1f | %(teardown_s).1f |' % row)
     lines.append('')
     lines.append('16 routers / 4 routers, converge: %.2fx (goal: at most 3x) on %d CPUs' % (ratio, os.cpu_count()))
     with open(os.path.join(RESULTS, 'fleet_scale.md'), 'w') as stream:

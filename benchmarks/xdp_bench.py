@@ -45,7 +45,9 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import ( 
     read_counters,
 )
 
-MODES = ('kernel', 'hardcoded', 'map', 'fib4', 'fib6', 'limit')
+# Modes run interleaved (each run visits every mode in turn), so a slow minute of the VM
+# touches every mode alike; each family's router is compared with the kernel of that family.
+MODES = ('kernel4', 'kernel6', 'hardcoded', 'map', 'fib4', 'fib6', 'limit')
 # One CPU for the generator and the whole forwarding path: nothing is lost, so each mode's
 # per-packet cost is 1/delivered - 1/limit. The router before parity (benchmarks/baseline/)
 # runs beside the current one, so the cost of parity is measured on the same run.
@@ -88,16 +90,26 @@ def module(name, **args):
         raise RuntimeError('xdpkit.forwarding.%s %s failed:\n%s' % (name, args, output))
 
 
-def playbook(path, extra_vars, label):
+def playbook(path, extra_vars, label, compiles=None):
+    """Seconds the playbook took; with `compiles` (a dict), also its bcc compiles and their seconds."""
     with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as handle:
         json.dump(extra_vars, handle)
+    report = handle.name + '.compiles'
+    env = ansible_env()
+    env.update(ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'benchmarks', 'callback_plugins'),
+               ANSIBLE_CALLBACKS_ENABLED='compile_count', XDPKIT_COMPILE_REPORT=report)
     try:
         start = time.perf_counter()
         proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), path, '-e', '@' + handle.name],
-                              cwd=ROOT, env=ansible_env(), capture_output=True, text=True, check=False)
+                              cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - start
+        if compiles is not None and os.path.exists(report):
+            with open(report) as stream:
+                compiles.update(json.load(stream))
     finally:
-        os.unlink(handle.name)
+        for leftover in (handle.name, report):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
     if proc.returncode != 0:
         raise RuntimeError('%s failed:\n%s%s' % (label, proc.stdout[-4000:], proc.stderr[-2000:]))
     return elapsed
@@ -194,6 +206,61 @@ class Bed:
             return read_counters(fd)[action]['packets']
         finally:
             os.close(fd)
+
+
+# -- host settings -----------------------------------------------------------------------------
+def _proc_sys(path):
+    try:
+        with open('/proc/sys/' + path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _gro(namespace, interface):
+    from pyroute2 import Ethtool
+    with in_netns(namespace):
+        ethtool = Ethtool()
+        try:
+            return ethtool.get_features(interface).features['rx-gro'].enable
+        except Exception as exc:  # the record says what could not be read rather than failing the run
+            return 'unknown (%s)' % exc
+        finally:
+            ethtool.close()
+
+
+def host_settings(bed):
+    """The settings that change what the kernel path costs, as they are when the run starts:
+    source validation, netfilter (rules and conntrack) and GRO on the forwarding path."""
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._netfilter import (
+        bypassed_chains,
+        describe_chain,
+    )
+    try:
+        chains = [describe_chain(chain) for chain in bypassed_chains(None)]
+    except Exception as exc:  # recorded, not fatal
+        chains = ['unknown (%s)' % exc]
+    return {
+        'rp_filter': {name: _proc_sys('net/ipv4/conf/%s/rp_filter' % name)
+                      for name in ('all', 'default', bed.port_g, bed.port_s)},
+        'rp_filter_note': 'the *_strict modes set rp_filter=1 on %s, the others 0' % bed.port_g,
+        'netfilter_chains_with_rules': chains,
+        'conntrack': {'loaded': _proc_sys('net/netfilter/nf_conntrack_count') is not None,
+                      'entries': _proc_sys('net/netfilter/nf_conntrack_count')},
+        'gro': {bed.port_g: _gro(None, bed.port_g), bed.port_s: _gro(None, bed.port_s),
+                's0 (sink)': _gro(bed.sink_ns, 's0')},
+    }
+
+
+def describe_settings(settings):
+    rp = settings['rp_filter']
+    conntrack = settings['conntrack']
+    return 'rp_filter %s (%s); netfilter chains with rules: %s; conntrack %s; GRO %s' % (
+        ', '.join('%s=%s' % kv for kv in rp.items()), settings['rp_filter_note'],
+        ', '.join(settings['netfilter_chains_with_rules']) or 'none',
+        'loaded, %s entries' % conntrack['entries'] if conntrack['loaded'] else 'not loaded',
+        ', '.join('%s %s' % (name, 'on' if on is True else 'off' if on is False else on)
+                  for name, on in settings['gro'].items()))
 
 
 # -- CPU placement -----------------------------------------------------------------------------
@@ -321,7 +388,9 @@ def settle(read, timeout=2.0):
     return last
 
 
-def measure(bed, generator, mode, size, packets):
+def measure(bed, generator, mode, size, packets, min_seconds=0.0):
+    """One point: bursts of `packets` frames until the generator has sent for at least
+    `min_seconds`, so that a scheduler hiccup is a small part of any point."""
     # The limit is counted where the generator's frames are dropped, the rest at the sink.
     where = (None, bed.port_g) if mode == 'limit' else (bed.sink_ns, 's0')
 
@@ -329,12 +398,18 @@ def measure(bed, generator, mode, size, packets):
         return bed.counter(where[0], where[1], 'XDP_DROP')
 
     before = read()
-    elapsed = generator.send(size, packets)
+    elapsed, sent = 0.0, 0
+    while True:
+        elapsed += generator.send(size, packets)
+        sent += packets
+        if elapsed >= min_seconds:
+            break
     delivered = settle(read) - before
-    return {'pps': delivered / elapsed, 'delivered': delivered, 'lost': packets - delivered, 'seconds': elapsed}
+    return {'pps': delivered / elapsed, 'delivered': delivered, 'sent': sent, 'lost': sent - delivered,
+            'seconds': elapsed}
 
 
-def one_cpu_costs(bed, generators, packets, runs, cost_repeat):
+def one_cpu_costs(bed, generators, packets, runs, cost_repeat, min_seconds):
     """Delivered Mpps at 64 bytes with everything on the generator's CPU, modes interleaved
     run by run; per-packet cost of each forwarding path beyond the generator's own."""
     samples = {mode: [] for mode in ONE_CPU_MODES}
@@ -350,11 +425,11 @@ def one_cpu_costs(bed, generators, packets, runs, cost_repeat):
                     cost[mode] = program_cost(bed, mode.replace('_strict', ''), cost_repeat)
                 if mode == 'fib4':
                     cost['fib4_without_source_check'] = without_source_check(bed, cost_repeat)
-            samples[mode].append(measure(bed, generator, mode, 64, packets))
+            samples[mode].append(measure(bed, generator, mode, 64, packets, min_seconds))
     result = {'modes': {}, 'cost': cost}
     for mode, points in samples.items():
         mpps = statistics.median(p['pps'] for p in points) / 1e6
-        loss = statistics.median(p['lost'] / packets for p in points)
+        loss = statistics.median(p['lost'] / p['sent'] for p in points)
         result['modes'][mode] = {'median_mpps': mpps, 'median_loss': loss, 'samples': points}
     limit = result['modes']['limit']['median_mpps']
     for mode, point in result['modes'].items():
@@ -391,7 +466,7 @@ def program_cost(bed, mode, repeat):
     Repeated runs reuse one buffer, which the router changes (TTL): start at TTL 255 and run
     in slices of 250, so every run takes the forwarding path, never the TTL <= 1 one."""
     program = interface_program(None, bed.port_g)
-    if mode in ('fib6', 'fib6_before'):
+    if mode.endswith('6') or mode == 'fib6_before':
         l3 = struct.pack('!IHBB16s16s', 6 << 28, 18, 17, 255, ipaddress.ip_address(NET6[0] + '::2').packed,
                          ipaddress.ip_address(NET6[1] + '::2').packed) + bytes(18)
         proto = 0x86DD
@@ -456,11 +531,13 @@ def control_plane(prefix, level, pair_counts):
     result = {'compile_seconds': compile_seconds(prefix)}
     if level == 'full':
         site = {'xdpkit_name_prefix': prefix + 'x'}
+        converge, rerun = {}, {}
         result['site_yml_seconds'] = {
-            'from_nothing': round(playbook('site.yml', site, 'site.yml'), 1),
-            'rerun': round(playbook('site.yml', site, 'site.yml again'), 1),
+            'from_nothing': round(playbook('site.yml', site, 'site.yml', converge), 1),
+            'rerun': round(playbook('site.yml', site, 'site.yml again', rerun), 1),
             'teardown': round(playbook('site.yml', dict(site, state='absent'), 'teardown'), 1),
         }
+        result['site_yml_compiles'] = {'from_nothing': converge, 'rerun': rerun}
     result['converge_seconds_by_pairs'] = {}
     for pairs in pair_counts:
         up = playbook('playbooks/lab.yml', pairs_topology(prefix, pairs, 'present'), '%d pairs' % pairs)
@@ -475,8 +552,9 @@ def markdown(results):
              '%s on %s (%s, kernel %s, %d CPUs). %s' % (
                  results['date'], results['machine']['hostname'], results['machine']['cpu'],
                  results['machine']['kernel'], results['machine']['cpus'], results['how']['summary']), '',
-             'Delivered Mpps at the sink, median of %d runs of %d packets (min - max); loss is the median share '
-             'of sent packets that did not arrive.' % (results['runs'], results['packets']), '',
+             'Delivered Mpps at the sink, median of %d runs (min - max), modes interleaved run by run; each point '
+             'sends bursts of %d packets for at least %.1f s. Loss is the median share of sent packets that did not '
+             'arrive.' % (results['runs'], results['packets'], results.get('min_seconds', 0)), '',
              '| mode | ' + ' | '.join('%d B' % s for s in results['sizes']) + ' | loss at %d B | ns/packet |'
              % results['sizes'][0],
              '|---|' + '---|' * (len(results['sizes']) + 2)]
@@ -491,8 +569,12 @@ def markdown(results):
         lines.append('| %s | %s | %.1f%% | %s |' % (mode, ' | '.join(cells), 100 * loss, cost_text))
     headline = results.get('headline')
     if headline:
-        lines += ['', '**fib / kernel at %d bytes: %.2fx** (IPv4); fib IPv6 / kernel: %.2fx.' % (
-            results['sizes'][0], headline['fib4_over_kernel'], headline['fib6_over_kernel'])]
+        lines += ['', '**fib / kernel at %d bytes: %.2fx** (IPv4, fib4 / kernel4); IPv6: %.2fx (fib6 / kernel6).' % (
+            results['sizes'][0], headline['fib4_over_kernel4'], headline['fib6_over_kernel6'])]
+    settings = results.get('host_settings')
+    if settings:
+        lines += ['', 'Host settings that change the kernel path\'s cost, at the start of the run: ' +
+                  describe_settings(settings) + '.']
     one = results.get('one_cpu')
     if one:
         lines += ['', '## One CPU: the cost of each forwarding path', '',
@@ -528,6 +610,11 @@ def markdown(results):
         lines.append('site.yml: %.1f s from nothing, %.1f s re-run (no changes; %.0f%% of the converge, goal '
                      'at most 25%%), %.1f s teardown.' % (
                          s['from_nothing'], s['rerun'], 100 * s['rerun'] / s['from_nothing'], s['teardown']))
+        c = cp.get('site_yml_compiles')
+        if c:
+            lines.append('bcc compiles: %d in the converge (%.1f s of %d program loads), %d in the re-run.' % (
+                c['from_nothing'].get('compiles', 0), c['from_nothing'].get('compile_seconds', 0),
+                c['from_nothing'].get('loads', 0), c['rerun'].get('compiles', 0)))
     lines.append('Lab converge by namespace pairs: ' + ', '.join(
         '%s pair(s) %.1f s (teardown %.1f s)' % (k, v['converge'], v['teardown'])
         for k, v in cp['converge_seconds_by_pairs'].items()))
@@ -571,6 +658,8 @@ def main(argv=None):
     parser.add_argument('--packets', type=int, default=1000000, help='packets per run')
     parser.add_argument('--runs', type=int, default=5, help='runs per point (the median is reported)')
     parser.add_argument('--sizes', type=int, nargs='+', default=[64, 512, 1500], help='frame sizes in bytes')
+    parser.add_argument('--min-seconds', type=float, default=1.0,
+                        help='each point sends bursts of --packets until the generator has run this long')
     parser.add_argument('--cost-repeat', type=int, default=1000000, help='BPF_PROG_RUN repeat for ns/packet')
     parser.add_argument('--control-plane', choices=['full', 'quick', 'none'], default='full',
                         help='full: site.yml and 1/8/32 namespace pairs; quick: compile times and 1 pair')
@@ -585,6 +674,7 @@ def main(argv=None):
     bed = Bed(args.prefix)
     results = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                'machine': machine(), 'packets': args.packets, 'runs': args.runs, 'sizes': args.sizes,
+               'min_seconds': args.min_seconds,
                'rates': {}, 'cost': {}}
     generators = {}
     log('building the test bed')
@@ -592,26 +682,33 @@ def main(argv=None):
     try:
         how = place_cpus()
         generators = {4: Generator(bed, 4), 6: Generator(bed, 6)}
+        results['host_settings'] = host_settings(bed)
+        samples = {mode: {size: [] for size in args.sizes} for mode in MODES}
+        for run in range(args.runs):
+            log('run %d of %d: %s' % (run + 1, args.runs, ', '.join(MODES)))
+            for mode in MODES:
+                bed.configure(mode)
+                thread_napi(bed, how)
+                generator = generators[6 if mode.endswith('6') else 4]
+                # One short run first: the kernel resolves nothing here (neighbours are
+                # permanent), but page pools and NAPI threads warm up.
+                measure(bed, generator, mode, args.sizes[0], min(args.packets, 10000))
+                for size in args.sizes:
+                    samples[mode][size].append(measure(bed, generator, mode, size, args.packets, args.min_seconds))
+                if run == 0:
+                    results['cost'][mode] = program_cost(bed, mode, args.cost_repeat)
         for mode in MODES:
-            log('mode', mode)
-            bed.configure(mode)
-            thread_napi(bed, how)
-            generator = generators[6 if mode == 'fib6' else 4]
-            # One short run first: the kernel resolves nothing here (neighbours are permanent),
-            # but page pools and NAPI threads warm up.
-            measure(bed, generator, mode, args.sizes[0], min(args.packets, 10000))
             results['rates'][mode] = {}
             for size in args.sizes:
-                samples = [measure(bed, generator, mode, size, args.packets) for _run in range(args.runs)]
-                mpps = [s['pps'] / 1e6 for s in samples]
+                points = samples[mode][size]
+                mpps = [s['pps'] / 1e6 for s in points]
                 results['rates'][mode][str(size)] = {
                     'median_mpps': statistics.median(mpps), 'min_mpps': min(mpps), 'max_mpps': max(mpps),
-                    'median_loss': statistics.median(s['lost'] / args.packets for s in samples),
-                    'samples': samples}
-                log('  %4d B: %.3f Mpps (%.3f - %.3f)' % (size, statistics.median(mpps), min(mpps), max(mpps)))
-            results['cost'][mode] = program_cost(bed, mode, args.cost_repeat)
+                    'median_loss': statistics.median(s['lost'] / s['sent'] for s in points), 'samples': points}
+                log('%-9s %4d B: %.3f Mpps (%.3f - %.3f)' % (mode, size, statistics.median(mpps), min(mpps), max(mpps)))
         log('one CPU: generator and forwarding path together, modes interleaved')
-        results['one_cpu'] = one_cpu_costs(bed, generators, args.packets, args.runs, args.cost_repeat)
+        results['one_cpu'] = one_cpu_costs(bed, generators, args.packets, args.runs, args.cost_repeat,
+                                           args.min_seconds)
         how['summary'] = 'Generator pinned to CPU %d; %s.' % (
             how['generator_cpu'], 'threaded NAPI for the forwarding port and the sink, pinned to CPU %s'
             % how['napi_cpu'] if how['threaded_napi'] else 'NAPI in softirq on the generator\'s CPU')
@@ -621,11 +718,12 @@ def main(argv=None):
             generator.close()
         log('removing the test bed')
         bed.down()
-    kernel = results['rates']['kernel'][str(args.sizes[0])]['median_mpps']
-    if kernel > 0:
+    first = str(args.sizes[0])
+    kernel4, kernel6 = (results['rates'][mode][first]['median_mpps'] for mode in ('kernel4', 'kernel6'))
+    if kernel4 > 0 and kernel6 > 0:
         results['headline'] = {
-            'fib4_over_kernel': results['rates']['fib4'][str(args.sizes[0])]['median_mpps'] / kernel,
-            'fib6_over_kernel': results['rates']['fib6'][str(args.sizes[0])]['median_mpps'] / kernel}
+            'fib4_over_kernel4': results['rates']['fib4'][first]['median_mpps'] / kernel4,
+            'fib6_over_kernel6': results['rates']['fib6'][first]['median_mpps'] / kernel6}
     log('control plane (%s)' % args.control_plane)
     if args.control_plane == 'none':
         results['control_plane'] = {'compile_seconds': {}, 'converge_seconds_by_pairs': {}}

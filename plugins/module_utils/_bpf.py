@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import struct
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import X
 
 BPFFS = '/sys/fs/bpf'
 PIN_ROOT = BPFFS + '/xdpkit'
+# Instructions bcc compiled, kept for the next load of the same source (_compile_cache).
+COMPILED_DIR = '/run/xdpkit/compiled'
 BPF_FS_MAGIC = 0xCAFE4A11
 META_MAP = 'xdpkit_meta'
 STATS_MAP = 'xdp_stats_map'
@@ -149,13 +152,20 @@ def read_source_tree(path):
 _PINNED_TABLE_RE = re.compile(r'(XDPKIT_PIN_DIR|XDPKIT_MAPS_DIR)\s*"/([A-Za-z0-9_.-]+)"')
 
 
+def pin_declarations(text):
+    """(directory, name) of every map the program pins, from its source; directory is
+    'pin_dir' (this instance's) or 'maps_dir' (shared)."""
+    shared = devmap_hash_declarations(text) + port_table_declarations(text)
+    pins = {('maps_dir', name) for name, _size in shared}
+    for directory, name in _PINNED_TABLE_RE.findall(text):
+        pins.add(('pin_dir' if directory == 'XDPKIT_PIN_DIR' else 'maps_dir', name))
+    return sorted(pins)
+
+
 def declared_pins(text, pin_dir, maps_dir):
     """Paths of every map the program pins (stats, tables, devmaps), from its source."""
-    shared = devmap_hash_declarations(text) + port_table_declarations(text)
-    paths = {os.path.join(maps_dir, name) for name, _size in shared}
-    for directory, name in _PINNED_TABLE_RE.findall(text):
-        paths.add(os.path.join(pin_dir if directory == 'XDPKIT_PIN_DIR' else maps_dir, name))
-    return sorted(paths)
+    dirs = {'pin_dir': pin_dir, 'maps_dir': maps_dir}
+    return sorted({os.path.join(dirs[directory], name) for directory, name in pin_declarations(text)})
 
 
 def program_uses_pins(prog_id, paths):
@@ -308,6 +318,14 @@ def remove_empty_dir(directory):
         pass
 
 
+def release_pin_root():
+    """Remove PIN_ROOT once no pin is left under it, and with it the compiled programs kept for
+    the next load: a host xdpkit has left keeps nothing of it."""
+    remove_empty_dir(PIN_ROOT)
+    if not os.path.exists(PIN_ROOT):
+        shutil.rmtree(COMPILED_DIR, ignore_errors=True)
+
+
 def instances_using_maps_dir(maps_dir, exclude):
     """Program instances (pin dirs under PIN_ROOT) whose maps live in maps_dir."""
     users = []
@@ -384,6 +402,12 @@ def compile_and_load(text, cflags, function, source_name):
                 function, source_name, error, detail))
         raise XdpkitError("loading %s from %s failed: %s\n%s" % (function, source_name, error, detail))
     return bpf, fn
+
+
+def module_license(bpf):
+    """The licence bcc compiled into the module (BPF_LICENSE; GPL unless the source says)."""
+    from bcc import lib
+    return lib.bpf_module_license(bpf.module).decode()
 
 
 def is_enoent(exc):

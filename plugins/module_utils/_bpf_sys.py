@@ -56,7 +56,7 @@ def _syscall(cmd, attr):
     nr = _SYS_BPF.get(platform.machine())
     if nr is None:
         raise BpfError(0, 'bpf(2) syscall number unknown for %s' % platform.machine())
-    ret = _libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr, ctypes.c_uint(ATTR_SIZE))
+    ret = _libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
     if ret < 0:
         err = ctypes.get_errno()
         raise BpfError(err, os.strerror(err))
@@ -82,11 +82,33 @@ def obj_pin(fd, path):
     _syscall(BPF_OBJ_PIN, attr)
 
 
-def map_create(map_type, key_size, value_size, max_entries, name=''):
+def map_create(map_type, key_size, value_size, max_entries, name='', flags=0):
     attr = ctypes.create_string_buffer(ATTR_SIZE)
-    struct.pack_into('=IIIIIII16s', attr, 0, map_type, key_size, value_size, max_entries, 0, 0, 0,
+    struct.pack_into('=IIIIIII16s', attr, 0, map_type, key_size, value_size, max_entries, flags, 0, 0,
                      name.encode()[:15])
     return _syscall(BPF_MAP_CREATE, attr)
+
+
+class ProgLoadAttr(ctypes.Structure):
+    """union bpf_attr as BPF_PROG_LOAD reads it, up to expected_attach_type."""
+    _fields_ = [('prog_type', ctypes.c_uint32), ('insn_cnt', ctypes.c_uint32), ('insns', ctypes.c_uint64),
+                ('license', ctypes.c_uint64), ('log_level', ctypes.c_uint32), ('log_size', ctypes.c_uint32),
+                ('log_buf', ctypes.c_uint64), ('kern_version', ctypes.c_uint32), ('prog_flags', ctypes.c_uint32),
+                ('prog_name', ctypes.c_char * 16), ('prog_ifindex', ctypes.c_uint32),
+                ('expected_attach_type', ctypes.c_uint32)]
+
+
+BPF_PROG_LOAD = 5
+BPF_PROG_TYPE_XDP = 6
+
+
+def prog_load(prog_type, insns, license_text, name):
+    """fd of a program loaded from raw instructions (8 bytes each, map fds already in place)."""
+    code = ctypes.create_string_buffer(bytes(insns), len(insns))
+    lic = ctypes.create_string_buffer(license_text.encode())
+    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=_addr(code), license=_addr(lic),
+                        prog_name=name.encode()[:15])
+    return _syscall(BPF_PROG_LOAD, attr)
 
 
 def _elem(cmd, fd, key, value=None, flags=0):

@@ -176,7 +176,7 @@ def remove_netns_pins(name):
     stay as orphans."""
     from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import (
         PIN_ROOT,
-        remove_empty_dir,
+        release_pin_root,
         remove_pins,
     )
 
@@ -187,8 +187,9 @@ def remove_netns_pins(name):
     for entry in entries:
         if entry.startswith(name + '@'):
             remove_pins(os.path.join(PIN_ROOT, entry))
-    # The last lab gone leaves no empty xdpkit directory behind (xdp_program's absent does the same).
-    remove_empty_dir(PIN_ROOT)
+    # The last lab gone leaves no empty xdpkit directory behind, and no kept compiled programs
+    # (xdp_program's absent does the same).
+    release_pin_root()
 
 
 class NetnsManager:

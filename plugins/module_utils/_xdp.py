@@ -20,6 +20,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     check_netns_name,
     describe_ns,
 )
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._compile_cache import load_xdp_program
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netfilter import bypassed_chains, refusal
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
     get_addresses,
@@ -118,12 +119,12 @@ def _bcc_xdp():
     return BPF
 
 
-def attach(namespace, interface, function, mode):
+def attach(namespace, interface, prog_fd, mode):
     """Attach in `mode`; an existing program in that mode is replaced atomically by the kernel."""
     bpf_cls = _bcc_xdp()
     with in_netns(namespace):
         try:
-            bpf_cls.attach_xdp(interface.encode(), function, MODE_FLAGS[mode])
+            bpf_cls.attach_xdp(interface.encode(), bpf_cls.Function(None, b'', prog_fd), MODE_FLAGS[mode])
         except Exception as exc:
             hint = ''
             if 'out of range' in str(exc):
@@ -230,8 +231,8 @@ class XdpProgramManager:
             chains = bypassed_chains(self.namespace)
             if chains:
                 raise refusal(self.namespace, self.interface, self.function, chains)
-        cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir]
-        cflags += _bpf.define_flags(self.defines)
+        define_flags = _bpf.define_flags(self.defines)
+        cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir] + define_flags
         digest = _bpf.program_digest(text, cflags, self.function, self.mode)
         port_tables = [os.path.join(self.maps_dir, name) for name, _size in _ports.port_table_declarations(text)]
         port = _ports.wanted_port(self.namespace, link, ipv4_addressed) if port_tables else None
@@ -257,10 +258,10 @@ class XdpProgramManager:
         if self.check_mode:
             return self._result(True, before, planned)
 
-        prog_id = self._load_and_attach(text, cflags, attached, link, port_tables, port)
+        prog_id, loaded = self._load_and_attach(text, define_flags, attached, link, port_tables, port)
         _bpf.write_meta(self.pin_dir, digest, prog_id, _bpf.MODES[self.mode], self.maps_dir)
         after = self._view({'prog_id': prog_id, 'mode': self.mode}, True, port)
-        return self._result(True, before, after)
+        return self._result(True, before, after, loaded)
 
     def _current_port(self, link):
         if not link:
@@ -269,19 +270,20 @@ class XdpProgramManager:
             return _ports.read_port(path, link['ifindex'])
         return None
 
-    def _load_and_attach(self, text, cflags, attached, link, port_tables, port):
+    def _load_and_attach(self, text, define_flags, attached, link, port_tables, port):
         new_dirs = [d for d in (self.pin_dir, self.maps_dir) if not os.path.isdir(d)]
         try:
             for directory in (self.pin_dir, self.maps_dir):
                 os.makedirs(directory, exist_ok=True)
             for name, size in _bpf.devmap_hash_declarations(text):
                 _bpf.ensure_devmap_hash(os.path.join(self.maps_dir, name), size)
-            bpf, fn = _bpf.compile_and_load(text, cflags, self.function, self.source_main)
+            loaded = load_xdp_program(text, self.pin_dir, self.maps_dir, define_flags, self.function,
+                                      self.source_main)
         except Exception:
             # Nothing half-made: pins of a first load that failed go again.
             for directory in new_dirs:
                 _bpf.remove_pins(directory)
-            _bpf.remove_empty_dir(_bpf.PIN_ROOT)
+            _bpf.release_pin_root()
             raise
         try:
             # The port's facts first: the new program hands every frame to the kernel until
@@ -291,27 +293,29 @@ class XdpProgramManager:
             if attached and attached['mode'] != self.mode:
                 # The kernel refuses native and generic at once: this one switch is not atomic.
                 detach(self.namespace, self.interface, attached['mode'])
-            attach(self.namespace, self.interface, fn, self.mode)
-            prog_id = sysbpf.prog_info(fn.fd)['id']
+            attach(self.namespace, self.interface, loaded.fd, self.mode)
+            prog_id = sysbpf.prog_info(loaded.fd)['id']
             record_owned(prog_id)
             if attached:
                 forget_owned(attached['prog_id'])
-            return prog_id
+            return prog_id, loaded
         finally:
-            # The attachment and the pins keep what is needed; bcc's fds can go.
-            bpf.cleanup()
+            # The attachment and the pins keep what is needed; our fd can go.
+            loaded.close()
 
     def _remove_pins(self):
         _bpf.remove_pins(self.pin_dir)
         if self.maps_dir != self.pin_dir and not _bpf.instances_using_maps_dir(self.maps_dir, self.pin_dir):
             _bpf.remove_pins(self.maps_dir)
-        _bpf.remove_empty_dir(_bpf.PIN_ROOT)
+        _bpf.release_pin_root()
 
-    def _result(self, changed, before, after):
+    def _result(self, changed, before, after, loaded=None):
         result = {
             'changed': changed,
             'program': after,
             'diff': {'before': before, 'after': after},
+            'compiled': bool(loaded and loaded.compiled),
+            'compile_seconds': loaded.compile_seconds if loaded else 0.0,
         }
         if after is not None:
             result.update(self._pins())

@@ -22,6 +22,9 @@ description:
     what was loaded) and O(maps_dir) (maps that programs on several ports share). bpffs is
     mounted on C(/sys/fs/bpf) when it is not.
   - A re-run with the same source, defines and mode reports no change without compiling.
+    bcc compiles a source with given defines once per host; the instructions are kept in
+    C(/run/xdpkit/compiled) and loaded again, on the new port's own pins, for the next port or
+    namespace that asks for the same program (RV(compiled) says which happened).
     A changed source or define loads the new program and swaps it in with one netlink call, so
     the interface is never without a program. Only a change of O(mode) detaches first.
   - O(state=absent) detaches the program and removes its pins; shared maps in O(maps_dir) go when
@@ -218,6 +221,17 @@ maps_dir:
   description: bpffs directory of the shared maps.
   returned: when present
   type: str
+compiled:
+  description:
+    - Whether bcc compiled the program in this run. The instructions of a compile are kept on the host
+      (C(/run/xdpkit/compiled), until the last xdpkit pin goes) and loaded again for the same source and
+      defines, so one program on many ports, or on many namespaces of one host, compiles once.
+  returned: always
+  type: bool
+compile_seconds:
+  description: Seconds the bcc compile took (0 when nothing was compiled).
+  returned: always
+  type: float
 maps:
   description: Pinned maps by name, with their paths.
   returned: when present

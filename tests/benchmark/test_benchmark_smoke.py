@@ -11,23 +11,31 @@ from conftest import ROOT, VENV_BIN
 def test_benchmark_runs_on_a_tiny_packet_count(cleanup, tmp_path):
     proc = subprocess.run(
         [os.path.join(VENV_BIN, 'python'), os.path.join(ROOT, 'benchmarks', 'xdp_bench.py'),
-         '--packets', '3000', '--runs', '2', '--sizes', '64', '1500', '--cost-repeat', '1000',
+         '--packets', '3000', '--runs', '2', '--sizes', '64', '1500', '--cost-repeat', '1000', '--min-seconds', '0.05',
          '--control-plane', 'quick', '--prefix', cleanup.prefix, '--out', str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     with open(tmp_path / 'benchmark.json') as handle:
         results = json.load(handle)
-    assert set(results['rates']) == {'kernel', 'hardcoded', 'map', 'fib4', 'fib6', 'limit'}
+    assert set(results['rates']) == {'kernel4', 'kernel6', 'hardcoded', 'map', 'fib4', 'fib6', 'limit'}
     for mode, by_size in results['rates'].items():
         assert set(by_size) == {'64', '1500'}, mode
         for size, point in by_size.items():
             assert len(point['samples']) == 2
             assert all(s['delivered'] > 0 for s in point['samples']), (mode, size, point)
+            # A point lasts at least --min-seconds of sending, in bursts of --packets.
+            assert all(s['seconds'] >= 0.05 and s['sent'] % 3000 == 0 for s in point['samples']), point
             assert point['min_mpps'] <= point['median_mpps'] <= point['max_mpps']
     # Each forwarder took its forwarding path in the ns/packet measurement.
     assert results['cost']['fib4']['actions'] == [4] and results['cost']['fib6']['actions'] == [4]
     assert results['cost']['map']['actions'] == [4] and results['cost']['hardcoded']['actions'] == [4]
-    assert results['headline']['fib4_over_kernel'] > 0
+    assert results['headline']['fib4_over_kernel4'] > 0 and results['headline']['fib6_over_kernel6'] > 0
+    # The kernel IPv6 mode forwarded IPv6 (its program cost was measured on an IPv6 frame: xdp_pass
+    # passes it) and the settings that change the kernel's cost are recorded beside the figures.
+    settings = results['host_settings']
+    assert set(settings) >= {'rp_filter', 'netfilter_chains_with_rules', 'conntrack', 'gro'}
+    assert settings['rp_filter']['all'] in ('0', '1', '2') and len(settings['gro']) == 3
+    assert 'Host settings' in (tmp_path / 'benchmark.md').read_text()
     # The one-CPU section: every path delivered, the routers (now and before parity) took
     # their forwarding path in the ns/packet measurement, and the ratios were computed.
     one = results['one_cpu']

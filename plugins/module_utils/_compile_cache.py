@@ -1,0 +1,270 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Compile once: the instructions bcc made from a source and its defines, kept on the host
+and loaded again for the next port, the next instance and the next run.
+
+bcc compiles C on every load (about a second for the router). The instructions it hands the
+kernel depend on the source, the defines, bcc and the kernel's headers, and not on where the
+maps are pinned: the pin directories only name the pins, and bcc writes each map's fd into the
+instructions. So the instructions are kept with the fd of each map replaced by the map's pin
+(directory role and name) and its definition, and a later load opens or creates those pins,
+writes their fds back and hands the same instructions to the kernel. Anything unexpected (a
+map that is not pinned, a pin whose definition differs, the kernel refusing the program) falls
+back to the full bcc compile, so a cached load never behaves differently from a compiled one.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import struct
+import tempfile
+import time
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+
+CACHE_DIR = _bpf.COMPILED_DIR
+# Hardcoded programs compile a new define set for every lab they are built for: keep the most
+# recently used entries only.
+MAX_ENTRIES = 64
+FORMAT = 1
+
+BPF_LD_IMM64 = 0x18
+BPF_PSEUDO_MAP_FD = 1
+_INSN = struct.Struct('=BBhi')
+
+
+class NotReusable(Exception):
+    """The kept instructions do not fit this load; compile instead."""
+
+
+class LoadedProgram:
+    """An XDP program's fd, and whether bcc compiled it for this load and how long that took."""
+
+    def __init__(self, fd, compiled, compile_seconds):
+        self.fd = fd
+        self.compiled = compiled
+        self.compile_seconds = compile_seconds
+
+    def close(self):
+        os.close(self.fd)
+
+
+def _bcc_version():
+    import bcc
+    return getattr(bcc, '__version__', 'unknown')
+
+
+def cache_key(text, define_flags, function):
+    payload = json.dumps({'format': FORMAT, 'text': text, 'defines': define_flags, 'function': function,
+                          'kernel': platform.release(), 'bcc': _bcc_version()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _entry_path(key):
+    return os.path.join(CACHE_DIR, key + '.json')
+
+
+def read_entry(key):
+    """The kept entry for `key`, or None (missing, or unreadable and then removed)."""
+    path = _entry_path(key)
+    try:
+        with open(path) as handle:
+            entry = json.load(handle)
+        insns = base64.b64decode(entry['insns'])
+        if entry.get('format') != FORMAT or len(insns) % 8:
+            raise ValueError('format')
+        entry['insns'] = insns
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        forget(key)
+        return None
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+    return entry
+
+
+def write_entry(key, entry):
+    os.makedirs(CACHE_DIR, mode=0o700, exist_ok=True)
+    data = dict(entry, format=FORMAT, insns=base64.b64encode(entry['insns']).decode())
+    # Written beside and renamed: a concurrent reader sees the old entry or the new one whole.
+    handle = tempfile.NamedTemporaryFile('w', dir=CACHE_DIR, suffix='.tmp', delete=False)
+    try:
+        with handle:
+            json.dump(data, handle)
+        os.rename(handle.name, _entry_path(key))
+    except BaseException:
+        os.unlink(handle.name)
+        raise
+    _evict()
+
+
+def forget(key):
+    """Drop the entry of `key` (and its lock: at worst a concurrent load compiles once more)."""
+    for path in (_entry_path(key), os.path.join(CACHE_DIR, key + '.lock')):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _evict():
+    entries = []
+    for name in os.listdir(CACHE_DIR):
+        if name.endswith('.json'):
+            try:
+                entries.append((os.stat(os.path.join(CACHE_DIR, name)).st_mtime, name))
+            except FileNotFoundError:
+                pass
+    for _mtime, name in sorted(entries)[:-MAX_ENTRIES]:
+        forget(name[:-len('.json')])
+
+
+def map_slots(insns):
+    """(instruction index, map fd) of every map reference in `insns`.
+
+    Raises NotReusable for references the entry cannot describe (map values, map indexes).
+    """
+    slots = []
+    index = 0
+    while index < len(insns) // 8:
+        code, regs, _off, imm = _INSN.unpack_from(insns, index * 8)
+        if code == BPF_LD_IMM64:
+            src = regs >> 4
+            if src == BPF_PSEUDO_MAP_FD:
+                slots.append((index, imm))
+            elif src:
+                raise NotReusable('instruction %d loads a kind %d map reference' % (index, src))
+            index += 1  # the second half of the 16-byte load
+        index += 1
+    return slots
+
+
+def describe(insns, license_text, function, text, pin_dir, maps_dir):
+    """The entry for a program bcc just loaded, its maps named by their pins. (The caller adds
+    the source's name and the defines, for a reader of the cache.)"""
+    dirs = {'pin_dir': pin_dir, 'maps_dir': maps_dir}
+    pinned = {}
+    for role, name in _bpf.pin_declarations(text):
+        fd = sysbpf.obj_get(os.path.join(dirs[role], name))
+        try:
+            pinned[sysbpf.map_info(fd)['id']] = (role, name)
+        finally:
+            os.close(fd)
+    maps, slots, index_of_fd = [], [], {}
+    for insn, fd in map_slots(insns):
+        if fd not in index_of_fd:
+            info = sysbpf.map_info(fd)
+            if info['id'] not in pinned:
+                raise NotReusable('map %s is not pinned' % info['name'])
+            role, name = pinned[info['id']]
+            index_of_fd[fd] = len(maps)
+            maps.append({'dir': role, 'pin': name, 'name': info['name'], 'type': info['type_id'],
+                         'key_size': info['key_size'], 'value_size': info['value_size'],
+                         'max_entries': info['max_entries'], 'flags': info['flags']})
+        slots.append([insn, index_of_fd[fd]])
+    return {'function': function, 'license': license_text, 'insns': bytes(insns), 'maps': maps, 'slots': slots}
+
+
+_DEFINITION = ('type', 'key_size', 'value_size', 'max_entries')
+
+
+def _open_or_create(spec, path):
+    try:
+        fd = sysbpf.obj_get(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+    else:
+        info = sysbpf.map_info(fd)
+        if any(info['type_id' if field == 'type' else field] != spec[field] for field in _DEFINITION):
+            os.close(fd)
+            raise NotReusable('the map pinned at %s has another definition' % path)
+        return fd
+    fd = sysbpf.map_create(spec['type'], spec['key_size'], spec['value_size'], spec['max_entries'],
+                           spec['name'], spec['flags'])
+    try:
+        sysbpf.obj_pin(fd, path)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno != errno.EEXIST:
+            raise
+        return _open_or_create(spec, path)  # pinned by a concurrent load meanwhile
+    return fd
+
+
+def load_entry(entry, pin_dir, maps_dir):
+    """Load a kept program on the pins of this instance: its fd."""
+    dirs = {'pin_dir': pin_dir, 'maps_dir': maps_dir}
+    fds = []
+    try:
+        for spec in entry['maps']:
+            fds.append(_open_or_create(spec, os.path.join(dirs[spec['dir']], spec['pin'])))
+        insns = bytearray(entry['insns'])
+        for insn, map_index in entry['slots']:
+            code, regs, off, _imm = _INSN.unpack_from(insns, insn * 8)
+            _INSN.pack_into(insns, insn * 8, code, regs, off, fds[map_index])
+        try:
+            return sysbpf.prog_load(sysbpf.BPF_PROG_TYPE_XDP, bytes(insns), entry['license'], entry['function'])
+        except OSError as exc:
+            raise NotReusable('the kernel refused the kept instructions: %s' % exc)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def load_xdp_program(text, pin_dir, maps_dir, define_flags, function, source_name):
+    """Load `function` of `text` for the instance pinned at pin_dir / maps_dir: from the kept
+    instructions when this source and these defines were compiled before, else with bcc."""
+    key = cache_key(text, define_flags, function)
+    loaded = _load_kept(key, pin_dir, maps_dir)
+    if loaded is not None:
+        return loaded
+    os.makedirs(CACHE_DIR, mode=0o700, exist_ok=True)
+    # Hosts of one machine (namespaces driven with forks) ask for the same program at once:
+    # one compiles, the others wait for its entry instead of compiling beside it.
+    with open(os.path.join(CACHE_DIR, key + '.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        loaded = _load_kept(key, pin_dir, maps_dir)
+        if loaded is not None:
+            return loaded
+        return _compile(key, text, pin_dir, maps_dir, define_flags, function, source_name)
+
+
+def _load_kept(key, pin_dir, maps_dir):
+    entry = read_entry(key)
+    if entry is not None:
+        try:
+            return LoadedProgram(load_entry(entry, pin_dir, maps_dir), False, 0.0)
+        except NotReusable:
+            forget(key)
+    return None
+
+
+def _compile(key, text, pin_dir, maps_dir, define_flags, function, source_name):
+    cflags = ['-DXDPKIT_PIN_DIR="%s"' % pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % maps_dir] + list(define_flags)
+    start = time.monotonic()
+    bpf, fn = _bpf.compile_and_load(text, cflags, function, source_name)
+    seconds = round(time.monotonic() - start, 3)
+    try:
+        try:
+            entry = describe(bpf.dump_func(function.encode()), _bpf.module_license(bpf), function, text,
+                             pin_dir, maps_dir)
+            write_entry(key, dict(entry, source=source_name, defines=list(define_flags)))
+        except (NotReusable, OSError):
+            forget(key)  # loads of this program compile every time, as before
+        return LoadedProgram(os.dup(fn.fd), True, seconds)
+    finally:
+        bpf.cleanup()

@@ -1,0 +1,132 @@
+"""Compile once: the same program with the same defines on several ports compiles with bcc once;
+the other ports load the kept instructions on their own pins and behave as compiled ones."""
+
+import glob
+import os
+import secrets
+import time
+
+import pytest
+from conftest import in_ns, run_module
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf, _bpf_sys, _compile_cache
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import read_counters
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
+
+PORTS = (1, 2, 3)
+
+
+@pytest.fixture
+def router_ports(cleanup):
+    """Namespace NAMEr with ports p1..p3 (10.67.N.1/24), each to veth0 in NAMEnN (10.67.N.2/24)."""
+    names = cleanup
+    create_netns(names('r'))
+    for n in PORTS:
+        create_netns(names('n%d' % n))
+        VethManager({'name': 'p%d' % n, 'namespace': names('r'), 'addresses': ['10.67.%d.1/24' % n],
+                     'state': 'present',
+                     'peer': {'name': 'veth0', 'namespace': names('n%d' % n),
+                              'addresses': ['10.67.%d.2/24' % n]}}).run()
+    yield names
+    # The kept instructions of this test's define go too (the suite leaves no state behind).
+    for path in _entries_for(_marker(names)):
+        _compile_cache.forget(os.path.basename(path)[:-len('.json')])
+
+
+def _marker(names):
+    """A define no other test uses: this test's first load cannot find instructions kept by another."""
+    return 'CACHE_TEST_%s' % names.prefix.upper()
+
+
+def _stats_packets(pin_dir, action='XDP_PASS'):
+    fd = _bpf_sys.obj_get(os.path.join(pin_dir, 'xdp_stats_map'))
+    try:
+        return read_counters(fd)[action]['packets']
+    finally:
+        os.close(fd)
+
+
+def _map_ids(prog_id):
+    fd = _bpf_sys.prog_fd_by_id(prog_id)
+    try:
+        return set(_bpf_sys.prog_map_ids(fd))
+    finally:
+        os.close(fd)
+
+
+def _pinned_id(path):
+    fd = _bpf_sys.obj_get(path)
+    try:
+        return _bpf_sys.map_info(fd)['id']
+    finally:
+        os.close(fd)
+
+
+def _entries_for(marker):
+    """The kept entry files whose defines name this test's define."""
+    return [path for path in glob.glob(os.path.join(_compile_cache.CACHE_DIR, '*.json'))
+            if marker in open(path).read()]
+
+
+def test_one_compile_for_three_ports_and_each_port_counts_on_its_own_pins(router_ports):
+    names = router_ports
+    router_ns = names('r')
+    maps_dir = '%s/%s-maps' % (_bpf.PIN_ROOT, names.prefix)
+    defines = {_marker(names): secrets.randbelow(1 << 30)}
+
+    def attach(port):
+        return run_module('xdp_program', {'interface': 'p%d' % port, 'namespace': router_ns, 'program': 'xdp_router',
+                                          'maps_dir': maps_dir, 'defines': defines})
+
+    results = {port: attach(port) for port in PORTS}
+    for result in results.values():
+        assert result.get('changed') and not result.get('failed'), result
+    assert [results[port]['compiled'] for port in PORTS] == [True, False, False], results
+    assert results[1]['compile_seconds'] > 0 and results[2]['compile_seconds'] == 0
+    assert len(_entries_for(_marker(names))) == 1, 'one kept entry for the one compile'
+
+    # The same program (the kernel's tag hashes the instructions), each instance on its own
+    # stats pin and all on the shared tables of maps_dir.
+    tags = {results[port]['program']['tag'] for port in PORTS}
+    assert len(tags) == 1, tags
+    shared = {_pinned_id(os.path.join(maps_dir, name)) for name in ('tx_ports', 'ports')}
+    own = {}
+    for port in PORTS:
+        result = results[port]
+        used = _map_ids(result['program']['prog_id'])
+        own[port] = _pinned_id(os.path.join(result['pin_dir'], 'xdp_stats_map'))
+        assert shared <= used and own[port] in used, (port, used, shared, own[port])
+    assert len(set(own.values())) == len(PORTS), 'every port has a stats map of its own'
+    assert results[3]['program']['port'] is not None, 'the port table entry of a cached load is written'
+
+    # Traffic into port 3 (loaded from the kept instructions) is counted by port 3's program
+    # on port 3's pin, not by another port's.
+    before = {port: _stats_packets(results[port]['pin_dir']) for port in PORTS}
+    in_ns(names('n3'), 'ping', '-c', '20', '-i', '0.01', '-W', '1', '10.67.3.1')
+    time.sleep(0.2)
+    after = {port: _stats_packets(results[port]['pin_dir']) for port in PORTS}
+    assert after[3] - before[3] >= 20, (before, after)
+    assert after[2] - before[2] < 20 and after[1] - before[1] < 20, (before, after)
+
+    # A re-run loads nothing and compiles nothing.
+    again = attach(2)
+    assert not again['changed'] and not again['compiled'], again
+
+
+def test_an_unusable_kept_entry_is_compiled_again(router_ports):
+    names = router_ports
+    marker = _marker(names)
+    args = {'interface': 'p1', 'namespace': names('r'), 'program': 'xdp_pass', 'defines': {marker: 1}}
+    first = run_module('xdp_program', args)
+    assert first['compiled'], first
+    [entry] = _entries_for(marker)
+    with open(entry, 'w') as handle:
+        handle.write('{"format": 1, "insns": "not base64!"}')
+
+    other = run_module('xdp_program', dict(args, interface='p2'))
+    assert other['changed'] and other['compiled'], 'a broken entry is compiled again, not loaded: %s' % other
+    [entry] = _entries_for(marker)
+    assert _compile_cache.read_entry(os.path.basename(entry)[:-5]) is not None, 'and kept again, whole'
+    in_ns(names('n2'), 'ping', '-c', '3', '-i', '0.05', '-W', '1', '10.67.2.1')
+    assert _stats_packets(other['pin_dir']) >= 3
