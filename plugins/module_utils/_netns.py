@@ -216,3 +216,35 @@ class NetnsManager:
             'namespace': view if wanted else None,
             'diff': {'before': view if exists else None, 'after': view if wanted else None},
         }
+
+
+class NetnsSetManager:
+    """Many namespaces in one call (a lab's): one module start instead of one per namespace.
+    Every name is checked before any namespace is made; the ones this call made go again when
+    a later one fails."""
+
+    def __init__(self, params, check_mode=False):
+        names = params['names']
+        self.managers = [NetnsManager({'name': name, 'state': params['state']}, check_mode) for name in names]
+        if len(set(names)) != len(names):
+            raise XdpkitError('names: %s given twice' % ', '.join(sorted({n for n in names if names.count(n) > 1})))
+        self.state = params['state']
+        self.check_mode = check_mode
+
+    def run(self):
+        results = []
+        try:
+            for manager in self.managers:
+                results.append(manager.run())
+        except Exception:
+            if self.state == 'present' and not self.check_mode:
+                for manager, result in zip(self.managers, results):
+                    if result['changed']:
+                        remove_netns(manager.name)
+            raise
+        return {
+            'changed': any(r['changed'] for r in results),
+            'namespaces': [r['namespace'] for r in results if r['namespace']],
+            'diff': {'before': [r['diff']['before'] for r in results if r['diff']['before']],
+                     'after': [r['diff']['after'] for r in results if r['diff']['after']]},
+        }

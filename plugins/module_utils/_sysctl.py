@@ -154,3 +154,62 @@ class SysctlManager:
             'previous': before,
             'diff': {'before': {'value': before}, 'after': {'value': after}},
         }
+
+
+class SysctlSetManager:
+    """Many keys in one call (forwarding for both families, a lab's settings in all of its
+    namespaces): one module start instead of one per key. Every key is read before any is
+    written, and the keys written before one the kernel refuses are put back, so a failure
+    leaves nothing half-set."""
+
+    ENTRY_KEYS = ('name', 'value', 'namespace')
+
+    def __init__(self, params, check_mode=False):
+        self.state = params['state']
+        self.check_mode = check_mode
+        self.managers = []
+        seen = set()
+        for entry in params['sysctls']:
+            if not isinstance(entry, dict) or not entry.get('name'):
+                raise XdpkitError("sysctls: every entry needs a name, e.g. {name: net.ipv4.conf.all.forwarding, "
+                                  "value: '1'}; got %r" % (entry,))
+            unknown = sorted(set(entry) - set(self.ENTRY_KEYS))
+            if unknown:
+                raise XdpkitError("sysctls: entry %s has unknown keys %s; an entry takes %s" % (
+                    entry['name'], ', '.join(unknown), ', '.join(self.ENTRY_KEYS)))
+            namespace = entry.get('namespace') or params.get('namespace') or None
+            if (namespace, entry['name']) in seen:
+                raise XdpkitError("sysctls: '%s' is given twice for %s" % (entry['name'], describe_ns(namespace)))
+            seen.add((namespace, entry['name']))
+            self.managers.append(SysctlManager({'name': entry['name'], 'value': entry.get('value'),
+                                                'namespace': namespace, 'state': self.state}, check_mode))
+
+    def run(self):
+        for manager in self.managers:
+            # A missing namespace or an unknown key fails before anything is written.
+            if manager.namespace and not netns_exists(manager.namespace):
+                if self.state == 'present':
+                    raise missing_netns_error(manager.namespace)
+            else:
+                read_sysctl(manager.namespace, manager.key)
+        results = []
+        try:
+            for manager in self.managers:
+                results.append(manager.run())
+        except XdpkitError:
+            if not self.check_mode:
+                for done in reversed(results):
+                    if done['changed']:
+                        write_sysctl(done['namespace'], done['name'], done['previous'])
+            raise
+        return {
+            'changed': any(r['changed'] for r in results),
+            'sysctls': [{'name': r['name'], 'namespace': r['namespace'], 'value': r['value'],
+                         'previous': r['previous']} for r in results],
+            'diff': {'before': {_diff_key(r): r['previous'] for r in results},
+                     'after': {_diff_key(r): r['value'] for r in results}},
+        }
+
+
+def _diff_key(result):
+    return '%s:%s' % (result['namespace'], result['name']) if result['namespace'] else result['name']

@@ -26,8 +26,15 @@ options:
     description:
       - Name of the namespace, a plain file name under C(/run/netns).
       - Must not be empty, longer than 255 bytes, or contain C(/).
+      - One of O(name) and O(names) is required.
     type: str
-    required: true
+  names:
+    description:
+      - Many namespaces in one call (one module start instead of one per namespace), each
+        named as O(name) is. Every name is checked first; namespaces this call made are removed
+        again when a later one fails.
+    type: list
+    elements: str
   state:
     description: Whether the namespace should exist.
     type: str
@@ -48,11 +55,15 @@ EXAMPLES = r'''
   xdpkit.forwarding.netns:
     name: uno
     state: absent
+
+- name: A lab's namespaces in one call
+  xdpkit.forwarding.netns:
+    names: [uno, dos, router]
 '''
 
 RETURN = r'''
 namespace:
-  description: The namespace, when it is wanted present.
+  description: The namespace, when it is wanted present (with O(name)).
   returned: success
   type: dict
   contains:
@@ -64,6 +75,12 @@ namespace:
       description: The mounted namespace file.
       type: str
       sample: /run/netns/uno
+namespaces:
+  description: With O(names), every namespace wanted present, each as RV(namespace).
+  returned: with O(names)
+  type: list
+  elements: dict
+  sample: [{name: uno, path: /run/netns/uno}]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -72,19 +89,22 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import NetnsManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import NetnsManager, NetnsSetManager
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type='str', required=True),
+            name=dict(type='str'),
+            names=dict(type='list', elements='str'),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
+        mutually_exclusive=[('name', 'names')],
+        required_one_of=[('name', 'names')],
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    run_manager(module, NetnsManager)
+    run_manager(module, NetnsSetManager if module.params['names'] is not None else NetnsManager)
 
 
 if __name__ == '__main__':

@@ -38,3 +38,20 @@ def test_netns_bad_names_fail_with_the_reason(cleanup):
         assert fragment in result['msg']
     after = sorted(os.listdir('/run/netns')) if os.path.isdir('/run/netns') else []
     assert after == before
+
+
+def test_netns_names_in_one_call_and_the_made_ones_go_again_on_a_bad_name(cleanup):
+    names = [cleanup('a'), cleanup('b')]
+    checked = run_module('netns', {'names': names}, check=True)
+    assert checked['changed'] and not any(os.path.exists('/run/netns/' + n) for n in names)
+    made = run_module('netns', {'names': names})
+    assert made['changed'] and [ns['name'] for ns in made['namespaces']] == names
+    assert all(os.path.exists('/run/netns/' + n) for n in names)
+    assert not run_module('netns', {'names': names})['changed']
+
+    bad = run_module('netns', {'names': [cleanup('c'), 'no/slash']})
+    assert bad.get('failed') and 'no/slash' in bad['msg'], bad
+    assert not os.path.exists('/run/netns/' + cleanup('c')), 'nothing half-made'
+
+    gone = run_module('netns', {'names': names, 'state': 'absent'})
+    assert gone['changed'] and not any(os.path.exists('/run/netns/' + n) for n in names)

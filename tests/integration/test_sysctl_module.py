@@ -47,3 +47,36 @@ def test_sysctl_bad_input_fails_with_the_reason(cleanup):
         result = run_module('sysctl', args)
         assert result.get('failed'), (args, result)
         assert fragment in result['msg'], result['msg']
+
+
+def test_sysctls_in_several_namespaces_in_one_call_and_nothing_half_set_on_a_refusal(cleanup):
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
+
+    a, b = cleanup('a'), cleanup('b')
+    create_netns(a)
+    create_netns(b)
+    entries = [{'name': 'net.ipv4.conf.all.forwarding', 'value': '1', 'namespace': a},
+               {'name': 'net.ipv6.conf.all.forwarding', 'value': '1', 'namespace': a},
+               {'name': 'net.ipv4.conf.all.forwarding', 'value': '1', 'namespace': b}]
+    first = run_module('sysctl', {'sysctls': entries}, diff=True)
+    assert first['changed'], first
+    assert [read_sysctl(e['namespace'], e['name']) for e in entries] == ['1', '1', '1']
+    assert first['diff']['after'] == {'%s:%s' % (e['namespace'], e['name']): '1' for e in entries}
+    assert not run_module('sysctl', {'sysctls': entries})['changed']
+
+    # The kernel refuses the last value: the keys written before it are put back.
+    refused = run_module('sysctl', {'sysctls': [
+        {'name': 'net.ipv4.conf.all.rp_filter', 'value': '2', 'namespace': b},
+        {'name': 'net.ipv4.conf.all.forwarding', 'value': 'not-a-number', 'namespace': b}]})
+    assert refused.get('failed') and 'refused' in refused['msg'], refused
+    assert read_sysctl(b, 'net.ipv4.conf.all.rp_filter') == '0', 'the first key was put back'
+
+    # An unknown key fails before anything is written.
+    unknown = run_module('sysctl', {'sysctls': [
+        {'name': 'net.ipv4.conf.all.rp_filter', 'value': '1', 'namespace': a},
+        {'name': 'net.ipv4.conf.nosuchlink.forwarding', 'value': '1', 'namespace': a}]})
+    assert unknown.get('failed') and 'unknown sysctl key' in unknown['msg'], unknown
+    assert read_sysctl(a, 'net.ipv4.conf.all.rp_filter') == '0'
+
+    gone = run_module('sysctl', {'sysctls': entries, 'state': 'absent'})
+    assert gone['changed'] and [read_sysctl(e['namespace'], e['name']) for e in entries] == ['0', '0', '0']
