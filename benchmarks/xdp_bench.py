@@ -33,13 +33,18 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, '.collections'))
+# BPF_PROG_RUN lives with the tests: it is not part of the shipped collection.
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf  # noqa: E402
+import bpf_run  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns  # noqa: E402
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import (  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
     find_stats_map,
     interface_program,
     read_counters,
@@ -168,7 +173,7 @@ class Bed:
             except RuntimeError as exc:
                 log('teardown:', exc)
         playbook('playbooks/lab.yml', self.topology('absent'), 'removing the test bed')
-        _bpf.remove_pins(self.maps_dir)
+        _bpf_pins.remove_pins(self.maps_dir)
 
     def configure(self, mode):
         """Put mode's forwarder on the host port facing the generator."""
@@ -358,23 +363,23 @@ class Generator:
         pin_dir = '/sys/fs/bpf/xdpkit/%s-gen%d' % (bed.prefix, family)
         self.pin_dir = pin_dir
         os.makedirs(pin_dir, exist_ok=True)
-        sources = _bpf.read_source_tree(os.path.join(ROOT, 'bpf', 'xdp_trafficgen.c'))
-        text = _bpf.flatten_sources('xdp_trafficgen.c', sources)
-        cflags = ['-DXDPKIT_PIN_DIR="%s"' % pin_dir] + _bpf.define_flags(defines)
-        self.bpf, self.fn = _bpf.compile_and_load(text, cflags, 'xdp_trafficgen', 'xdp_trafficgen.c')
+        sources = _bpf_source.read_source_tree(os.path.join(ROOT, 'bpf', 'xdp_trafficgen.c'))
+        text = _bpf_source.flatten_sources('xdp_trafficgen.c', sources)
+        cflags = ['-DXDPKIT_PIN_DIR="%s"' % pin_dir] + _bpf_source.define_flags(defines)
+        self.bpf, self.fn = _compile.compile_and_load(text, cflags, 'xdp_trafficgen', 'xdp_trafficgen.c')
 
     def send(self, size, packets):
         """Transmit `packets` frames of `size` bytes from g0; return the wall time."""
         frame = bytes(size)
         start = time.perf_counter()
         with in_netns(self.bed.gen_ns):
-            sysbpf.prog_test_run(self.fn.fd, frame, repeat=packets, ingress_ifindex=self.bed.ifindex_g0,
-                                 flags=sysbpf.BPF_F_TEST_XDP_LIVE_FRAMES)
+            bpf_run.prog_test_run(self.fn.fd, frame, repeat=packets, ingress_ifindex=self.bed.ifindex_g0,
+                                 flags=bpf_run.BPF_F_TEST_XDP_LIVE_FRAMES)
         return time.perf_counter() - start
 
     def close(self):
         self.bpf.cleanup()
-        _bpf.remove_pins(self.pin_dir)
+        _bpf_pins.remove_pins(self.pin_dir)
 
 
 def settle(read, timeout=2.0):
@@ -483,7 +488,7 @@ def program_cost(bed, mode, repeat):
     try:
         while runs < repeat:
             batch = min(250, repeat - runs)
-            action, _out, duration = sysbpf.prog_test_run(fd, frame, repeat=batch, ingress_ifindex=bed.ifindex_g)
+            action, _out, duration = bpf_run.prog_test_run(fd, frame, repeat=batch, ingress_ifindex=bed.ifindex_g)
             total_ns += duration * batch
             runs += batch
             actions.add(action)
@@ -501,17 +506,18 @@ def compile_seconds(prefix):
         defines = {'DEST_IFINDEX': 1, 'DEST_MAC': SINK_MAC} if name == 'xdp_redirect' else {}
         if name == 'xdp_trafficgen':
             defines = {'GEN_SRC_MAC': GEN_MAC, 'GEN_DST_MAC': HOST_G_MAC, 'GEN_SRC_IP4': 1, 'GEN_DST_IP4': 2}
-        text = _bpf.flatten_sources(name + '.c', _bpf.read_source_tree(os.path.join(ROOT, 'bpf', name + '.c')))
-        cflags = ['-DXDPKIT_PIN_DIR="%s"' % pin_dir] + _bpf.define_flags(defines)
+        sources = _bpf_source.read_source_tree(os.path.join(ROOT, 'bpf', name + '.c'))
+        text = _bpf_source.flatten_sources(name + '.c', sources)
+        cflags = ['-DXDPKIT_PIN_DIR="%s"' % pin_dir] + _bpf_source.define_flags(defines)
         try:
-            for map_name, size in _bpf.devmap_hash_declarations(text):
-                _bpf.ensure_devmap_hash(os.path.join(pin_dir, map_name), size)
+            for map_name, size in _bpf_source.devmap_hash_declarations(text):
+                _bpf_pins.ensure_devmap_hash(os.path.join(pin_dir, map_name), size)
             start = time.perf_counter()
-            bpf, _fn = _bpf.compile_and_load(text, cflags, name, name + '.c')
+            bpf, _fn = _compile.compile_and_load(text, cflags, name, name + '.c')
             seconds[name] = round(time.perf_counter() - start, 3)
             bpf.cleanup()
         finally:
-            _bpf.remove_pins(pin_dir)
+            _bpf_pins.remove_pins(pin_dir)
     return seconds
 
 

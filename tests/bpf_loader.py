@@ -3,12 +3,15 @@
 import os
 import struct
 
+import bpf_run
 from conftest import ROOT
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import ACTIONS, read_counters
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import ACTIONS, STATS_MAP_NAME, read_counters
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 
@@ -17,23 +20,23 @@ class LoadedProgram:
     def __init__(self, name, pin_dir, maps_dir=None, defines=None):
         self.pin_dir = pin_dir
         self.maps_dir = maps_dir or pin_dir
-        sources = _bpf.read_source_tree(os.path.join(ROOT, 'bpf', name + '.c'))
-        text = _bpf.flatten_sources(name + '.c', sources)
+        sources = _bpf_source.read_source_tree(os.path.join(ROOT, 'bpf', name + '.c'))
+        text = _bpf_source.flatten_sources(name + '.c', sources)
         cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir]
-        cflags += _bpf.define_flags(defines or {})
+        cflags += _bpf_source.define_flags(defines or {})
         for directory in (self.pin_dir, self.maps_dir):
             os.makedirs(directory, exist_ok=True)
-        for map_name, size in _bpf.devmap_hash_declarations(text):
-            _bpf.ensure_devmap_hash(os.path.join(self.maps_dir, map_name), size)
-        self.bpf, self.fn = _bpf.compile_and_load(text, cflags, name, name + '.c')
+        for map_name, size in _bpf_source.devmap_hash_declarations(text):
+            _bpf_pins.ensure_devmap_hash(os.path.join(self.maps_dir, map_name), size)
+        self.bpf, self.fn = _compile.compile_and_load(text, cflags, name, name + '.c')
 
     def run(self, frame, ingress_ifindex=0, repeat=1):
         """(action, bytes out) of one BPF_PROG_RUN."""
-        action, out = sysbpf.prog_test_run(self.fn.fd, frame, repeat=repeat, ingress_ifindex=ingress_ifindex)[:2]
+        action, out = bpf_run.prog_test_run(self.fn.fd, frame, repeat=repeat, ingress_ifindex=ingress_ifindex)[:2]
         return action, out
 
     def stats(self):
-        fd = sysbpf.obj_get(os.path.join(self.pin_dir, _bpf.STATS_MAP))
+        fd = sysbpf.obj_get(os.path.join(self.pin_dir, STATS_MAP_NAME))
         try:
             counters = read_counters(fd)
         finally:

@@ -34,10 +34,12 @@ def pytest_sessionstart(session):
         pytest.exit('the collection is not linked at %s: run scripts/test (it runs scripts/bootstrap)' % link, 2)
     if os.geteuid() != 0:
         pytest.exit('the tests create namespaces and attach XDP programs: run them as root', 2)
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf, _bpf_sys
+    import bpf_run
 
-    BASELINE.update(progs=set(_bpf_sys.prog_ids()), maps=set(_bpf_sys.map_ids()),
-                    pins=set(_bpf.pinned_files(_bpf.PIN_ROOT)))
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
+
+    BASELINE.update(progs=set(bpf_run.prog_ids()), maps=set(bpf_run.map_ids()),
+                    pins=set(_bpf_pins.pinned_files(_bpf_pins.PIN_ROOT)))
 
 
 # Reports a test wants in the run's output whatever its outcome (the differential test's
@@ -76,13 +78,13 @@ BPF_TEST_ROOT = '/sys/fs/bpf/xdpkit-test'
 
 
 def _remove_prefixed(prefix):
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
 
-    for root in (_bpf.PIN_ROOT, BPF_TEST_ROOT):
-        for name in _bpf.pinned_files(root):
+    for root in (_bpf_pins.PIN_ROOT, BPF_TEST_ROOT):
+        for name in _bpf_pins.pinned_files(root):
             if prefix in name:
-                _bpf.remove_pins(os.path.join(root, name))
-        _bpf.remove_empty_dir(root)
+                _bpf_pins.remove_pins(os.path.join(root, name))
+        _bpf_pins.remove_empty_dir(root)
     _remove_prefixed_links(prefix)
 
 

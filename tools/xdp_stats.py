@@ -22,7 +22,7 @@ for candidate in (os.path.join(HERE, '.collections'), os.path.abspath(os.path.jo
         break
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError  # noqa: E402
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import (  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
     ACTIONS,
     find_stats_map,
     interface_program,

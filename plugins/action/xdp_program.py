@@ -18,7 +18,7 @@ import re
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import read_source_tree
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import read_source_tree
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
 
 BPF_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', 'bpf'))

@@ -10,6 +10,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ctypes
+import ctypes.util
 import ipaddress
 import re
 
@@ -19,6 +21,16 @@ IFNAME_MAX = 15
 NETNS_NAME_MAX = 255
 
 _MAC_RE = re.compile(r'^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$')
+
+
+_LIBC = []
+
+
+def libc():
+    """The C library, loaded once for the whole library (bpf(2), mount, setns, statfs)."""
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True))
+    return _LIBC[0]
 
 
 class XdpkitError(Exception):

@@ -20,7 +20,6 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import missing_netns_error, netns_exists
 
 NUD_PERMANENT = 0x80
-NUD_NOARP = 0x40
 NUD_NAMES = {0x01: 'incomplete', 0x02: 'reachable', 0x04: 'stale', 0x08: 'delay', 0x10: 'probe', 0x20: 'failed',
              0x40: 'noarp', 0x80: 'permanent'}
 

@@ -15,11 +15,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
-import ctypes.util
 import socket
 import struct
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, describe_ns
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, describe_ns, libc
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
 
 NFPROTO_NAMES = {1: 'inet', 2: 'ip', 3: 'arp', 5: 'netdev', 7: 'bridge', 10: 'ip6'}
@@ -105,9 +104,8 @@ def legacy_hook_state(info, entries, target_offset_at):
 
 
 def _getsockopt(sock, level, option, buf):
-    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
     size = ctypes.c_uint(len(buf))
-    if libc.getsockopt(sock.fileno(), level, option, buf, ctypes.byref(size)) != 0:
+    if libc().getsockopt(sock.fileno(), level, option, buf, ctypes.byref(size)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, 'getsockopt: %s' % err)
     return buf.raw[:size.value]

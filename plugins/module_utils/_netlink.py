@@ -40,7 +40,6 @@ except ImportError as _exc:  # pragma: no cover - exercised by the sanity import
 
 IFF_UP = 0x1
 IFA_F_NODAD = 0x02
-IFA_F_TENTATIVE = 0x40
 RT_SCOPE_LINK = 253
 
 

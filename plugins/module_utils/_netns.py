@@ -14,7 +14,6 @@ __metaclass__ = type
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import os
 
@@ -22,19 +21,14 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     MissingDependency,
     XdpkitError,
     check_netns_name,
+    libc,
 )
 
 NETNS_RUN_DIR = '/run/netns'
 CLONE_NEWNET = 0x40000000
 
-_libc = None
-
-
 def _setns(fd):
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
+    if libc().setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 
@@ -174,7 +168,7 @@ def remove_netns_pins(name):
     """The namespace's programs and links died with it: unpin the maps pinned under its name
     (PIN_ROOT/NAME@INTERFACE, and NAME@ROLE map dirs of the roles), which would otherwise
     stay as orphans."""
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import (
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_pins import (
         PIN_ROOT,
         release_pin_root,
         remove_pins,

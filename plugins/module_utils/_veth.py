@@ -32,8 +32,6 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
     netns_exists,
 )
 
-END_FIELDS = ('name', 'namespace', 'addresses', 'mtu', 'mac', 'link_state')
-
 
 def wanted_end(spec):
     """Validate and normalise one end's parameters into the wanted-state dict."""

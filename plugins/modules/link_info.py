@@ -77,7 +77,7 @@ namespace:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._linkinfo import LinkInfoReader
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import LinkInfoReader
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,

@@ -106,7 +106,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdpmap import XdpMapManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import XdpMapManager
 
 
 def main():

@@ -245,7 +245,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp import XdpProgramManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import XdpProgramManager
 
 
 def main():

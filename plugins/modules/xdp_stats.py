@@ -93,7 +93,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import XdpStatsReader
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import XdpStatsReader
 
 
 def main():

@@ -7,9 +7,9 @@ import os
 import re
 import time
 
+import bpf_run
 from conftest import run_module, run_playbook
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
@@ -53,14 +53,14 @@ def new_programs(before):
     """BPF programs loaded since `before` that are still there (freeing takes a grace period)."""
     deadline = time.monotonic() + 5
     while True:
-        new = set(_bpf_sys.prog_ids()) - before
+        new = set(bpf_run.prog_ids()) - before
         if not new or time.monotonic() > deadline:
             return new
         time.sleep(0.5)
 
 
 def assert_check_changes_nothing(playbook, extra_vars, inventory=None, expect_changes=True):
-    before, programs = machine_state(), set(_bpf_sys.prog_ids())
+    before, programs = machine_state(), set(bpf_run.prog_ids())
     for args in ((), ('--diff',)):
         rc, out, err = run_playbook(playbook, extra_vars, check=True, inventory=inventory, args=args)
         assert rc == 0, out[-4000:] + err[-2000:]

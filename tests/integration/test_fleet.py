@@ -11,10 +11,10 @@ import shutil
 import pytest
 from conftest import ROOT, in_ns, run_playbook
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import PIN_ROOT
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._linkinfo import forwarded_datagrams
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_pins import PIN_ROOT
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import forwarded_datagrams
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import (
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
     find_stats_map,
     interface_program,
     read_counters,

@@ -8,7 +8,7 @@ from conftest import in_ns, run_playbook
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import (
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
     find_stats_map,
     interface_program,
     read_counters,

@@ -14,7 +14,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp import attached_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
 
 
 @pytest.fixture
@@ -76,8 +76,8 @@ def test_our_program_is_still_ours_after_its_pins_are_lost(router_ns):
     names = router_ns
     first = run_module('xdp_program', router_args(names))
     # The pins go (bpffs remounted, an operator's rm -r): the attached program is still ours.
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
-    _bpf.remove_pins(first['pin_dir'])
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
+    _bpf_pins.remove_pins(first['pin_dir'])
     again = run_module('xdp_program', router_args(names))
     assert again['changed'] and not again.get('failed'), again
     assert again['program']['prog_id'] != first['program']['prog_id']

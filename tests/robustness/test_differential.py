@@ -25,11 +25,12 @@ from conftest import report
 from corpus import GEN4, GEN6, ROUTER_OWN4, corpus
 from packets import ETH_P_IP, ETH_P_IPV6, icmp_echo_request, ipv4, mac_bytes, udp
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import (
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
     ACTIONS,
     find_stats_map,
     interface_program,
@@ -37,8 +38,8 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import (
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp import XdpProgramManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdpmap import XdpMapManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import XdpProgramManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import XdpMapManager
 
 SEED = 20261125
 FRAMES = 3200
@@ -65,7 +66,7 @@ ROUTES = [
 
 
 def attach(interface, namespace, program, **extra):
-    sources = _bpf.read_source_tree(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    sources = _bpf_source.read_source_tree(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))), 'bpf', program + '.c'))
     params = {'interface': interface, 'namespace': namespace, 'source_files': sources,
               'source_main': program + '.c', 'state': 'present', 'mode': 'native'}
@@ -222,7 +223,7 @@ def bed(cleanup):
     finally:
         os.sched_setaffinity(0, cpus)
         testbed.close()
-        _bpf.remove_pins(testbed.maps_dir)
+        _bpf_pins.remove_pins(testbed.maps_dir)
 
 
 ROUTER_OWN4_PACKED = {ipaddress.ip_address(a).packed for a in ROUTER_OWN4}

@@ -10,14 +10,19 @@ import subprocess
 import time
 
 import pytest
+from bpf_run import pinned_map_id, program_map_ids
 from conftest import ROOT, VENV_BIN, ansible_env, run_playbook
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns, remove_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp import attached_program, detach, program_info
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import (
+    attached_program,
+    detach,
+    program_info,
+)
 
 FORWARDING = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding')
 
@@ -111,19 +116,7 @@ def _program_name(prog_id):
 
 
 def map_ids_of_program(interface):
-    fd = sysbpf.prog_fd_by_id(_attached_id(interface))
-    try:
-        return set(sysbpf.prog_map_ids(fd))
-    finally:
-        os.close(fd)
-
-
-def pinned_map_id(path):
-    fd = sysbpf.obj_get(path)
-    try:
-        return sysbpf.map_info(fd)['id']
-    finally:
-        os.close(fd)
+    return program_map_ids(_attached_id(interface))
 
 
 FAULTS = {
@@ -189,5 +182,5 @@ def test_scenario_converges_back_after_a_fault_and_tears_down_clean(fault, torn_
     with iproute() as ipr:
         assert not [m.get_attr('IFLA_IFNAME') for m in ipr.get_links()
                     if m.get_attr('IFLA_IFNAME').startswith(prefix)]
-    assert not [name for name in _bpf.pinned_files(_bpf.PIN_ROOT) if prefix in name]
+    assert not [name for name in _bpf_pins.pinned_files(_bpf_pins.PIN_ROOT) if prefix in name]
     assert [read_sysctl(None, key) for key in FORWARDING] == forwarding_before

@@ -1,6 +1,6 @@
 import pytest
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import (
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import (
     declared_pins,
     define_flags,
     define_value,

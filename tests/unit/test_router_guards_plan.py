@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netfilter, _ports
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf import forwards_frames
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import forwards_frames
 
 
 @pytest.mark.parametrize('rp_all, rp_dev, addressed, wanted', [

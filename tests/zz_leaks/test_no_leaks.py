@@ -4,9 +4,10 @@ namespace, link or pin of its own, and no more BPF programs or maps than it foun
 import os
 import time
 
+import bpf_run
 from conftest import BASELINE, BPF_TEST_ROOT, TEST_PREFIX
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf, _bpf_sys
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_sys
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns
 
@@ -17,15 +18,15 @@ def test_no_namespace_link_or_pin_of_the_suite_remains():
         assert not [m.get_attr('IFLA_IFNAME') for m in ipr.get_links()
                     if m.get_attr('IFLA_IFNAME').startswith(TEST_PREFIX)]
     assert not os.path.exists(BPF_TEST_ROOT)
-    assert set(_bpf.pinned_files(_bpf.PIN_ROOT)) <= BASELINE['pins']
+    assert set(_bpf_pins.pinned_files(_bpf_pins.PIN_ROOT)) <= BASELINE['pins']
 
 
 def test_no_bpf_program_or_map_of_the_suite_remains():
     # Programs and maps are freed after an RCU grace period: give them a moment.
     deadline = time.monotonic() + 15
     while True:
-        progs = set(_bpf_sys.prog_ids()) - BASELINE['progs']
-        maps = set(_bpf_sys.map_ids()) - BASELINE['maps']
+        progs = set(bpf_run.prog_ids()) - BASELINE['progs']
+        maps = set(bpf_run.map_ids()) - BASELINE['maps']
         if (not progs and not maps) or time.monotonic() > deadline:
             break
         time.sleep(0.5)

@@ -26,7 +26,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
     missing_netns_error,
     netns_exists,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp import attached_program, program_info
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program, program_info
 
 STAT_KEYS = ('rx_packets', 'tx_packets', 'rx_bytes', 'tx_bytes', 'rx_dropped', 'tx_dropped')
 

@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._compile_cache import NotReusable, map_slots
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._compile import NotReusable, map_slots
 
 
 def insn(code, dst=0, src=0, off=0, imm=0):

@@ -8,10 +8,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
 import os
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ownership
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
@@ -20,7 +21,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     check_netns_name,
     describe_ns,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._compile_cache import load_xdp_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._compile import load_xdp_program
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netfilter import bypassed_chains, refusal
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
     get_addresses,
@@ -75,36 +76,6 @@ def program_info(prog_id):
     return {'id': info['id'], 'name': info['name'], 'tag': info['tag']}
 
 
-# Ids of the programs xdpkit attached, one empty file each. The pinned xdpkit_meta says the
-# same while its pin lives; this survives a lost bpffs (tmpfs /run is per boot, like program
-# ids), so a program of ours is never mistaken for another tool's.
-OWNED_DIR = '/run/xdpkit/programs'
-
-
-def is_owned(prog_id):
-    return os.path.exists(os.path.join(OWNED_DIR, str(prog_id)))
-
-
-def record_owned(prog_id):
-    os.makedirs(OWNED_DIR, exist_ok=True)
-    for name in os.listdir(OWNED_DIR):
-        # Forget programs the kernel no longer has (detached and freed, or replaced).
-        try:
-            os.close(sysbpf.prog_fd_by_id(int(name)))
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, ValueError) or exc.errno == errno.ENOENT:
-                forget_owned(name)
-    with open(os.path.join(OWNED_DIR, str(prog_id)), 'w'):
-        pass
-
-
-def forget_owned(prog_id):
-    try:
-        os.unlink(os.path.join(OWNED_DIR, str(prog_id)))
-    except FileNotFoundError:
-        pass
-
-
 def foreign_program_error(view, action):
     return XdpkitError(
         "'%s' in %s runs XDP program id %s (name %s, tag %s, %s mode), which xdpkit did not attach: another "
@@ -152,9 +123,9 @@ class XdpProgramManager:
         if self.namespace:
             check_netns_name(self.namespace)
         self.mode = params.get('mode') or 'native'
-        self.pin_dir = _bpf.check_pin_dir(
-            params.get('pin_dir') or _bpf.default_pin_dir(self.namespace, self.interface), 'pin_dir')
-        self.maps_dir = _bpf.check_pin_dir(params.get('maps_dir') or self.pin_dir, 'maps_dir')
+        self.pin_dir = _bpf_pins.check_pin_dir(
+            params.get('pin_dir') or _bpf_pins.default_pin_dir(self.namespace, self.interface), 'pin_dir')
+        self.maps_dir = _bpf_pins.check_pin_dir(params.get('maps_dir') or self.pin_dir, 'maps_dir')
         self.source_files = params.get('source_files') or {}
         self.source_main = params.get('source_main')
         self.function = params.get('function') or (
@@ -185,9 +156,9 @@ class XdpProgramManager:
     def _pins(self):
         pins = {'pin_dir': self.pin_dir, 'maps_dir': self.maps_dir, 'maps': {}}
         for directory in (self.pin_dir, self.maps_dir):
-            for name in _bpf.pinned_files(directory):
+            for name in _bpf_pins.pinned_files(directory):
                 path = os.path.join(directory, name)
-                if not os.path.isdir(path) and name != _bpf.META_MAP:
+                if not os.path.isdir(path) and name != _ownership.META_MAP:
                     pins['maps'][name] = path
         return pins
 
@@ -195,7 +166,7 @@ class XdpProgramManager:
     def run(self):
         if self.namespace and not netns_exists(self.namespace):
             if self.state == 'absent':
-                changed = bool(_bpf.pinned_files(self.pin_dir))
+                changed = bool(_bpf_pins.pinned_files(self.pin_dir))
                 if changed and not self.check_mode:
                     self._remove_pins()
                 return self._result(changed, None, None)
@@ -205,19 +176,19 @@ class XdpProgramManager:
                 else get_link(ipr, self.interface)
             attached = attached_program(ipr, link['ifindex']) if link else None
             ipv4_addressed = bool(link) and any(a.version == 4 for a in get_addresses(ipr, link['ifindex']))
-        meta = _bpf.read_meta(self.pin_dir)
+        meta = _ownership.read_meta(self.pin_dir)
         ours = bool(attached and ((meta and meta['prog_id'] == attached['prog_id']) or
-                                  is_owned(attached['prog_id'])))
+                                  _ownership.is_owned(attached['prog_id'])))
         before = self._view(attached, ours, self._current_port(link))
         if attached and not ours and not self.force:
             raise foreign_program_error(before, 'replace' if self.state == 'present' else 'detach')
 
         if self.state == 'absent':
-            changed = attached is not None or bool(_bpf.pinned_files(self.pin_dir))
+            changed = attached is not None or bool(_bpf_pins.pinned_files(self.pin_dir))
             if changed and not self.check_mode:
                 if attached:
                     detach(self.namespace, self.interface, attached['mode'])
-                    forget_owned(attached['prog_id'])
+                    _ownership.forget_owned(attached['prog_id'])
                 if link:
                     for path in _ports.port_tables_in(self.maps_dir):
                         _ports.delete_port(path, link['ifindex'])
@@ -225,15 +196,15 @@ class XdpProgramManager:
             return self._result(changed, before, None)
 
         if not self.check_mode:
-            _bpf.ensure_bpffs()
-        text = _bpf.flatten_sources(self.source_main, self.source_files)
-        if self.netfilter == 'refuse' and _bpf.forwards_frames(text):
+            _bpf_pins.ensure_bpffs()
+        text = _bpf_source.flatten_sources(self.source_main, self.source_files)
+        if self.netfilter == 'refuse' and _bpf_source.forwards_frames(text):
             chains = bypassed_chains(self.namespace)
             if chains:
                 raise refusal(self.namespace, self.interface, self.function, chains)
-        define_flags = _bpf.define_flags(self.defines)
+        define_flags = _bpf_source.define_flags(self.defines)
         cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir] + define_flags
-        digest = _bpf.program_digest(text, cflags, self.function, self.mode)
+        digest = _ownership.program_digest(text, cflags, self.function, self.mode)
         port_tables = [os.path.join(self.maps_dir, name) for name, _size in _ports.port_table_declarations(text)]
         port = _ports.wanted_port(self.namespace, link, ipv4_addressed) if port_tables else None
         # Every pin must still be there and be the map the program uses: a map unpinned
@@ -242,7 +213,8 @@ class XdpProgramManager:
         up_to_date = (
             ours and meta and meta['prog_id'] == attached['prog_id'] and meta['digest'] == digest
             and attached['mode'] == self.mode and meta['maps_dir'] == self.maps_dir
-            and _bpf.program_uses_pins(attached['prog_id'], _bpf.declared_pins(text, self.pin_dir, self.maps_dir))
+            and _bpf_pins.program_uses_pins(attached['prog_id'],
+                                            _bpf_source.declared_pins(text, self.pin_dir, self.maps_dir))
         )
         if up_to_date:
             # The program is right; its port facts may not be (a sysctl or the MAC changed).
@@ -259,7 +231,7 @@ class XdpProgramManager:
             return self._result(True, before, planned)
 
         prog_id, loaded = self._load_and_attach(text, define_flags, attached, link, port_tables, port)
-        _bpf.write_meta(self.pin_dir, digest, prog_id, _bpf.MODES[self.mode], self.maps_dir)
+        _ownership.write_meta(self.pin_dir, digest, prog_id, _ownership.MODES[self.mode], self.maps_dir)
         after = self._view({'prog_id': prog_id, 'mode': self.mode}, True, port)
         return self._result(True, before, after, loaded)
 
@@ -275,15 +247,15 @@ class XdpProgramManager:
         try:
             for directory in (self.pin_dir, self.maps_dir):
                 os.makedirs(directory, exist_ok=True)
-            for name, size in _bpf.devmap_hash_declarations(text):
-                _bpf.ensure_devmap_hash(os.path.join(self.maps_dir, name), size)
+            for name, size in _bpf_source.devmap_hash_declarations(text):
+                _bpf_pins.ensure_devmap_hash(os.path.join(self.maps_dir, name), size)
             loaded = load_xdp_program(text, self.pin_dir, self.maps_dir, define_flags, self.function,
                                       self.source_main)
         except Exception:
             # Nothing half-made: pins of a first load that failed go again.
             for directory in new_dirs:
-                _bpf.remove_pins(directory)
-            _bpf.release_pin_root()
+                _bpf_pins.remove_pins(directory)
+            _bpf_pins.release_pin_root()
             raise
         try:
             # The port's facts first: the new program hands every frame to the kernel until
@@ -295,19 +267,19 @@ class XdpProgramManager:
                 detach(self.namespace, self.interface, attached['mode'])
             attach(self.namespace, self.interface, loaded.fd, self.mode)
             prog_id = sysbpf.prog_info(loaded.fd)['id']
-            record_owned(prog_id)
+            _ownership.record_owned(prog_id)
             if attached:
-                forget_owned(attached['prog_id'])
+                _ownership.forget_owned(attached['prog_id'])
             return prog_id, loaded
         finally:
             # The attachment and the pins keep what is needed; our fd can go.
             loaded.close()
 
     def _remove_pins(self):
-        _bpf.remove_pins(self.pin_dir)
-        if self.maps_dir != self.pin_dir and not _bpf.instances_using_maps_dir(self.maps_dir, self.pin_dir):
-            _bpf.remove_pins(self.maps_dir)
-        _bpf.release_pin_root()
+        _bpf_pins.remove_pins(self.pin_dir)
+        if self.maps_dir != self.pin_dir and not _ownership.instances_using_maps_dir(self.maps_dir, self.pin_dir):
+            _bpf_pins.remove_pins(self.maps_dir)
+        _bpf_pins.release_pin_root()
 
     def _result(self, changed, before, after, loaded=None):
         result = {

@@ -7,11 +7,12 @@ import secrets
 import time
 
 import pytest
+from bpf_run import pinned_map_id, program_map_ids
 from conftest import in_ns, run_module
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf, _bpf_sys, _compile_cache
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_sys, _compile
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._stats import read_counters
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import read_counters
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
 
 PORTS = (1, 2, 3)
@@ -31,7 +32,7 @@ def router_ports(cleanup):
     yield names
     # The kept instructions of this test's define go too (the suite leaves no state behind).
     for path in _entries_for(_marker(names)):
-        _compile_cache.forget(os.path.basename(path)[:-len('.json')])
+        _compile.forget(os.path.basename(path)[:-len('.json')])
 
 
 def _marker(names):
@@ -47,32 +48,16 @@ def _stats_packets(pin_dir, action='XDP_PASS'):
         os.close(fd)
 
 
-def _map_ids(prog_id):
-    fd = _bpf_sys.prog_fd_by_id(prog_id)
-    try:
-        return set(_bpf_sys.prog_map_ids(fd))
-    finally:
-        os.close(fd)
-
-
-def _pinned_id(path):
-    fd = _bpf_sys.obj_get(path)
-    try:
-        return _bpf_sys.map_info(fd)['id']
-    finally:
-        os.close(fd)
-
-
 def _entries_for(marker):
     """The kept entry files whose defines name this test's define."""
-    return [path for path in glob.glob(os.path.join(_compile_cache.CACHE_DIR, '*.json'))
+    return [path for path in glob.glob(os.path.join(_compile.CACHE_DIR, '*.json'))
             if marker in open(path).read()]
 
 
 def test_one_compile_for_three_ports_and_each_port_counts_on_its_own_pins(router_ports):
     names = router_ports
     router_ns = names('r')
-    maps_dir = '%s/%s-maps' % (_bpf.PIN_ROOT, names.prefix)
+    maps_dir = '%s/%s-maps' % (_bpf_pins.PIN_ROOT, names.prefix)
     defines = {_marker(names): secrets.randbelow(1 << 30)}
 
     def attach(port):
@@ -90,12 +75,12 @@ def test_one_compile_for_three_ports_and_each_port_counts_on_its_own_pins(router
     # stats pin and all on the shared tables of maps_dir.
     tags = {results[port]['program']['tag'] for port in PORTS}
     assert len(tags) == 1, tags
-    shared = {_pinned_id(os.path.join(maps_dir, name)) for name in ('tx_ports', 'ports')}
+    shared = {pinned_map_id(os.path.join(maps_dir, name)) for name in ('tx_ports', 'ports')}
     own = {}
     for port in PORTS:
         result = results[port]
-        used = _map_ids(result['program']['prog_id'])
-        own[port] = _pinned_id(os.path.join(result['pin_dir'], 'xdp_stats_map'))
+        used = program_map_ids(result['program']['prog_id'])
+        own[port] = pinned_map_id(os.path.join(result['pin_dir'], 'xdp_stats_map'))
         assert shared <= used and own[port] in used, (port, used, shared, own[port])
     assert len(set(own.values())) == len(PORTS), 'every port has a stats map of its own'
     assert results[3]['program']['port'] is not None, 'the port table entry of a cached load is written'
@@ -127,6 +112,6 @@ def test_an_unusable_kept_entry_is_compiled_again(router_ports):
     other = run_module('xdp_program', dict(args, interface='p2'))
     assert other['changed'] and other['compiled'], 'a broken entry is compiled again, not loaded: %s' % other
     [entry] = _entries_for(marker)
-    assert _compile_cache.read_entry(os.path.basename(entry)[:-5]) is not None, 'and kept again, whole'
+    assert _compile.read_entry(os.path.basename(entry)[:-5]) is not None, 'and kept again, whole'
     in_ns(names('n2'), 'ping', '-c', '3', '-i', '0.05', '-W', '1', '10.67.2.1')
     assert _stats_packets(other['pin_dir']) >= 3

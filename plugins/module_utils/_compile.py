@@ -1,17 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Compile once: the instructions bcc made from a source and its defines, kept on the host
-and loaded again for the next port, the next instance and the next run.
+"""How a program is compiled and loaded: once per source and defines.
 
-bcc compiles C on every load (about a second for the router). The instructions it hands the
-kernel depend on the source, the defines, bcc and the kernel's headers, and not on where the
-maps are pinned: the pin directories only name the pins, and bcc writes each map's fd into the
-instructions. So the instructions are kept with the fd of each map replaced by the map's pin
-(directory role and name) and its definition, and a later load opens or creates those pins,
-writes their fds back and hands the same instructions to the kernel. Anything unexpected (a
-map that is not pinned, a pin whose definition differs, the kernel refusing the program) falls
-back to the full bcc compile, so a cached load never behaves differently from a compiled one.
+bcc compiles C at every load it is asked for (about a second for the router; it needs a kernel
+build tree, and its compiler and verifier messages are caught for the error). The instructions
+it hands the kernel depend on the source, the defines, bcc and the kernel's headers, and not on
+where the maps are pinned: the pin directories only name the pins, and bcc writes each map's fd
+into the instructions. So the instructions are kept (COMPILED_DIR) with the fd of each map
+replaced by the map's pin (directory role and name) and its definition, and the next port, the
+next instance and the next run open or create those pins, write their fds back and hand the
+same instructions to the kernel. Anything unexpected (a map that is not pinned, a pin whose
+definition differs, the kernel refusing the program) falls back to the full bcc compile, so a
+kept load never behaves differently from a compiled one.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -26,13 +28,16 @@ import json
 import os
 import platform
 import struct
+import sys
 import tempfile
 import time
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import pin_declarations
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
 
-CACHE_DIR = _bpf.COMPILED_DIR
+CACHE_DIR = _bpf_pins.COMPILED_DIR
 # Hardcoded programs compile a new define set for every lab they are built for: keep the most
 # recently used entries only.
 MAX_ENTRIES = 64
@@ -43,6 +48,79 @@ BPF_PSEUDO_MAP_FD = 1
 _INSN = struct.Struct('=BBhi')
 
 
+# -- bcc ------------------------------------------------------------------------------------
+def kernel_build_dir():
+    return '/lib/modules/%s/build' % platform.release()
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """bcc prints compiler and verifier messages on fd 2; catch them for the error message."""
+    box = {'text': ''}
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield box
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            box['text'] = sink.read().decode('utf-8', 'replace')
+
+
+def _tail(text, limit=6000):
+    lines = [line for line in text.splitlines() if 'modprobe: not found' not in line]
+    text = '\n'.join(lines).strip()
+    return text if len(text) <= limit else '...\n' + text[-limit:]
+
+
+def compile_and_load(text, cflags, function, source_name):
+    """bcc-compile `text` and load `function` as an XDP program: (bpf object, function)."""
+    try:
+        from bcc import BPF
+    except ImportError:
+        raise XdpkitError(
+            "bcc is not importable by %s: install Debian's python3-bpfcc and run modules with "
+            "/usr/bin/python3 (ansible_python_interpreter); PyPI's 'bcc' is an unrelated package" % sys.executable)
+    if not os.path.exists(os.path.join(kernel_build_dir(), 'include')) and \
+            not os.path.exists(os.path.join(kernel_build_dir(), 'Makefile')):
+        raise XdpkitError(
+            "bcc needs a kernel build tree at %s and there is none: install linux-headers-%s, or Debian's "
+            "generic linux-headers package linked there (the xdpkit prerequisites role does this)" % (
+                kernel_build_dir(), platform.release()))
+    error = None
+    with captured_stderr() as log:
+        try:
+            bpf = BPF(text=text.encode(), cflags=cflags)
+        except Exception as exc:
+            error = exc
+    if error is not None:
+        raise XdpkitError("compiling %s failed (%s):\n%s" % (source_name, error, _tail(log['text'])))
+    with captured_stderr() as log:
+        try:
+            fn = bpf.load_func(function.encode(), BPF.XDP)
+        except Exception as exc:
+            error = exc
+    if error is not None:
+        bpf.cleanup()
+        detail = _tail(log['text'])
+        if 'Failed to load BPF program' in str(error):
+            raise XdpkitError("the kernel's verifier rejected %s in %s (%s). Verifier log:\n%s" % (
+                function, source_name, error, detail))
+        raise XdpkitError("loading %s from %s failed: %s\n%s" % (function, source_name, error, detail))
+    return bpf, fn
+
+
+def module_license(bpf):
+    """The licence bcc compiled into the module (BPF_LICENSE; GPL unless the source says)."""
+    from bcc import lib
+    return lib.bpf_module_license(bpf.module).decode()
+
+
+
+# -- the kept instructions ------------------------------------------------------------------
 class NotReusable(Exception):
     """The kept instructions do not fit this load; compile instead."""
 
@@ -157,7 +235,7 @@ def describe(insns, license_text, function, text, pin_dir, maps_dir):
     the source's name and the defines, for a reader of the cache.)"""
     dirs = {'pin_dir': pin_dir, 'maps_dir': maps_dir}
     pinned = {}
-    for role, name in _bpf.pin_declarations(text):
+    for role, name in pin_declarations(text):
         fd = sysbpf.obj_get(os.path.join(dirs[role], name))
         try:
             pinned[sysbpf.map_info(fd)['id']] = (role, name)
@@ -240,7 +318,7 @@ def load_xdp_program(text, pin_dir, maps_dir, define_flags, function, source_nam
         loaded = _load_kept(key, pin_dir, maps_dir)
         if loaded is not None:
             return loaded
-        return _compile(key, text, pin_dir, maps_dir, define_flags, function, source_name)
+        return _compile_and_keep(key, text, pin_dir, maps_dir, define_flags, function, source_name)
 
 
 def _load_kept(key, pin_dir, maps_dir):
@@ -253,14 +331,14 @@ def _load_kept(key, pin_dir, maps_dir):
     return None
 
 
-def _compile(key, text, pin_dir, maps_dir, define_flags, function, source_name):
+def _compile_and_keep(key, text, pin_dir, maps_dir, define_flags, function, source_name):
     cflags = ['-DXDPKIT_PIN_DIR="%s"' % pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % maps_dir] + list(define_flags)
     start = time.monotonic()
-    bpf, fn = _bpf.compile_and_load(text, cflags, function, source_name)
+    bpf, fn = compile_and_load(text, cflags, function, source_name)
     seconds = round(time.monotonic() - start, 3)
     try:
         try:
-            entry = describe(bpf.dump_func(function.encode()), _bpf.module_license(bpf), function, text,
+            entry = describe(bpf.dump_func(function.encode()), module_license(bpf), function, text,
                              pin_dir, maps_dir)
             write_entry(key, dict(entry, source=source_name, defines=list(define_flags)))
         except (NotReusable, OSError):
