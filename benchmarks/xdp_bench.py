@@ -74,7 +74,19 @@ PROGRAMS = ('xdp_pass', 'xdp_redirect', 'xdp_redirect_map', 'xdp_router', 'xdp_s
 
 
 def log(*args):
+    if sys.stderr.isatty():
+        sys.stderr.write('\r\033[K')  # over a progress line
     print('[bench]', *args, file=sys.stderr, flush=True)
+
+
+def progress(done, total, what):
+    """Where a long run is: one line redrawn in place on a terminal, plain lines otherwise."""
+    text = '[bench] %3d%% (%d/%d) %s' % (100 * done // max(total, 1), done, total, what)
+    if sys.stderr.isatty():
+        sys.stderr.write('\r\033[K' + text)
+        sys.stderr.flush()
+    else:
+        print(text, file=sys.stderr, flush=True)
 
 
 # -- Ansible: the collection's own playbook and modules ----------------------------------------
@@ -690,9 +702,11 @@ def main(argv=None):
         generators = {4: Generator(bed, 4), 6: Generator(bed, 6)}
         results['host_settings'] = host_settings(bed)
         samples = {mode: {size: [] for size in args.sizes} for mode in MODES}
+        steps, step = args.runs * len(MODES), 0
         for run in range(args.runs):
-            log('run %d of %d: %s' % (run + 1, args.runs, ', '.join(MODES)))
             for mode in MODES:
+                progress(step, steps, 'run %d of %d, %s' % (run + 1, args.runs, mode))
+                step += 1
                 bed.configure(mode)
                 thread_napi(bed, how)
                 generator = generators[6 if mode.endswith('6') else 4]

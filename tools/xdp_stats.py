@@ -3,6 +3,8 @@
     tools/xdp_stats -d uno               # host interface
     tools/xdp_stats -d veth0 -n dos      # inside namespace dos
     tools/xdp_stats -d uno --count 1     # one sample and exit
+    tools/xdp_stats --prometheus --count 1                     # every program, Prometheus text
+    tools/xdp_stats --textfile /var/lib/node_exporter/xdpkit.prom   # rewritten every interval
 
 The same numbers as the xdpkit.forwarding.xdp_stats module, read the same way (the
 program's per-CPU xdp_stats_map, found through the attached program). Run as root with
@@ -22,6 +24,11 @@ for candidate in (os.path.join(HERE, '.collections'), os.path.abspath(os.path.jo
         break
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._metrics import (  # noqa: E402
+    collect,
+    exposition,
+    write_textfile,
+)
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
     ACTIONS,
     find_stats_map,
@@ -44,13 +51,44 @@ def render(interface, namespace, program, counters, rate, period):
     return '\n'.join(lines)
 
 
+def export(args):
+    """Every counting program on the host and in every namespace, as Prometheus text: printed, or
+    written to --textfile (whole, by rename), every --interval until --count samples."""
+    shown = 0
+    try:
+        while True:
+            text = exposition(collect())
+            if args.textfile:
+                write_textfile(args.textfile, text)
+                if not sys.stdout.isatty():
+                    print('%s: %d lines written' % (args.textfile, text.count('\n')), flush=True)
+            else:
+                print(text, end='', flush=True)
+            shown += 1
+            if args.count and shown >= args.count:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
-    parser.add_argument('-d', '--dev', required=True, help='interface')
+    parser.add_argument('-d', '--dev', help='interface (not with --prometheus or --textfile)')
     parser.add_argument('-n', '--netns', help='network namespace of the interface (default: host)')
     parser.add_argument('-i', '--interval', type=float, default=1.0, help='seconds between samples')
     parser.add_argument('-c', '--count', type=int, default=0, help='samples to show (default: until Ctrl-C)')
+    parser.add_argument('--prometheus', action='store_true',
+                        help='every program on the host and in every namespace, in the Prometheus text format')
+    parser.add_argument('--textfile', metavar='PATH',
+                        help='write the Prometheus text to PATH (node_exporter textfile collector) instead')
     args = parser.parse_args(argv)
+    if args.prometheus or args.textfile:
+        if args.dev:
+            parser.error('--prometheus and --textfile cover every program; leave out -d')
+        return export(args)
+    if not args.dev:
+        parser.error('give -d INTERFACE, or --prometheus / --textfile for every program')
     try:
         program = interface_program(args.netns, args.dev)
         if program is None:

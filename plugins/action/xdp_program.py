@@ -37,9 +37,14 @@ def program_path(program):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
+    _supports_check_mode = True
+    # async: the module (a compile can take seconds per port) runs in the background like any
+    # other; the controller side only reads the sources first.
+    _supports_async = True
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        wrap_async = self._task.async_val and not self._connection.has_native_async
         args = dict(self._task.args)
         program = args.pop('program', None)
         src = args.pop('src', None)
@@ -60,5 +65,7 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(str(exc))
             args['source_main'] = os.path.basename(path)
         result.update(self._execute_module(module_name='xdpkit.forwarding.xdp_program', module_args=args,
-                                           task_vars=task_vars))
+                                           task_vars=task_vars, wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
         return result

@@ -20,6 +20,12 @@ attributes:
   idempotent:
     support: full
     description: A second run with the same arguments reports no change.
+  action_group:
+    support: full
+    membership: [xdpkit.forwarding.xdpkit]
+    description: >-
+      C(module_defaults) for C(group/xdpkit.forwarding.xdpkit) set options of all the
+      collection's modules at once.
 '''
 
     # Modules that only read.
@@ -34,4 +40,10 @@ attributes:
   idempotent:
     support: full
     description: Never changes anything.
+  action_group:
+    support: full
+    membership: [xdpkit.forwarding.xdpkit]
+    description: >-
+      C(module_defaults) for C(group/xdpkit.forwarding.xdpkit) set options of all the
+      collection's modules at once.
 '''

@@ -132,6 +132,15 @@ attributes:
   action:
     support: full
     description: An action plugin reads the sources on the controller.
+  async:
+    support: full
+    description: Runs with C(async) and C(poll) like any module; the sources are read before it starts.
+  action_group:
+    support: full
+    membership: [xdpkit.forwarding.xdpkit]
+    description: >-
+      C(module_defaults) for C(group/xdpkit.forwarding.xdpkit) set options of all the
+      collection's modules at once.
 notes:
   - A veth delivers redirected frames only when its peer has an XDP program (or GRO on); the
     collection's roles attach C(xdp_pass) there. This module attaches just what it is told.
