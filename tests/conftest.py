@@ -39,7 +39,8 @@ def pytest_sessionstart(session):
     from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
 
     BASELINE.update(progs=set(bpf_run.prog_ids()), maps=set(bpf_run.map_ids()),
-                    pins=set(_bpf_pins.pinned_files(_bpf_pins.PIN_ROOT)))
+                    pins=set(_bpf_pins.pinned_files(_bpf_pins.PIN_ROOT)),
+                    locks=set(os.listdir('/run/xdpkit')) if os.path.isdir('/run/xdpkit') else set())
 
 
 # Reports a test wants in the run's output whatever its outcome (the differential test's
@@ -98,6 +99,9 @@ def _remove_prefixed_links(prefix):
     for ns in _netns.list_netns():
         if ns.startswith(prefix):
             _netns.remove_netns(ns)
+    for name in os.listdir('/run/xdpkit') if os.path.isdir('/run/xdpkit') else []:
+        if name.startswith('lock@' + prefix):
+            _netns.remove_netns_lock(name[len('lock@'):])
     with IPRoute() as ipr:
         for link in dump(ipr.get_links):
             name = link.get_attr('IFLA_IFNAME')

@@ -186,6 +186,16 @@ def remove_netns_pins(name):
     release_pin_root()
 
 
+def remove_netns_lock(name):
+    """The lock of modules run inside the namespace (the netns connection) goes with it: a lab
+    torn down leaves no /run/xdpkit/lock@NAME behind."""
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import LOCK_FILE
+    try:
+        os.unlink('%s@%s' % (LOCK_FILE, name))
+    except FileNotFoundError:
+        pass
+
+
 class NetnsManager:
     """The `netns` module's logic: one named namespace, present or absent."""
 
@@ -204,6 +214,7 @@ class NetnsManager:
             else:
                 remove_netns(self.name)
                 remove_netns_pins(self.name)
+                remove_netns_lock(self.name)
         view = {'name': self.name, 'path': netns_path(self.name)}
         return {
             'changed': changed,

@@ -19,6 +19,9 @@ def test_no_namespace_link_or_pin_of_the_suite_remains():
                     if m.get_attr('IFLA_IFNAME').startswith(TEST_PREFIX)]
     assert not os.path.exists(BPF_TEST_ROOT)
     assert set(_bpf_pins.pinned_files(_bpf_pins.PIN_ROOT)) <= BASELINE['pins']
+    # Namespace locks (modules run through the netns connection) go with their namespace.
+    assert not [n for n in os.listdir('/run/xdpkit') if n.startswith('lock@' + TEST_PREFIX)
+                and n not in BASELINE['locks']]
 
 
 def test_no_bpf_program_or_map_of_the_suite_remains():
