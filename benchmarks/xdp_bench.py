@@ -386,7 +386,7 @@ class Generator:
         start = time.perf_counter()
         with in_netns(self.bed.gen_ns):
             bpf_run.prog_test_run(self.fn.fd, frame, repeat=packets, ingress_ifindex=self.bed.ifindex_g0,
-                                 flags=bpf_run.BPF_F_TEST_XDP_LIVE_FRAMES)
+                                  flags=bpf_run.BPF_F_TEST_XDP_LIVE_FRAMES)
         return time.perf_counter() - start
 
     def close(self):

@@ -119,7 +119,6 @@ def module_license(bpf):
     return lib.bpf_module_license(bpf.module).decode()
 
 
-
 # -- the kept instructions ------------------------------------------------------------------
 class NotReusable(Exception):
     """The kept instructions do not fit this load; compile instead."""

@@ -27,6 +27,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
 NETNS_RUN_DIR = '/run/netns'
 CLONE_NEWNET = 0x40000000
 
+
 def _setns(fd):
     if libc().setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()

@@ -121,7 +121,7 @@ def test_the_ee_metadata_is_what_ansible_builder_reads(artifact, tmp_path):
     run([os.path.join(VENV_BIN, 'ansible-galaxy'), 'collection', 'install', str(artifact), '-p', str(collections)],
         tmp_path, env)
     out = run([os.path.join(VENV_BIN, 'ansible-builder'), 'introspect', '--sanitize',
-               str(collections / 'ansible_collections')], tmp_path, env)
+               str(collections)], tmp_path, env)
     assert 'python3-bpfcc' in out and 'python3-pyroute2' in out and 'linux-headers' in out, out
 
 
