@@ -20,12 +20,6 @@ attributes:
   idempotent:
     support: full
     description: A second run with the same arguments reports no change.
-  action_group:
-    support: full
-    membership: [xdpkit.forwarding.xdpkit]
-    description: >-
-      C(module_defaults) for C(group/xdpkit.forwarding.xdpkit) set options of all the
-      collection's modules at once.
 '''
 
     # Modules that only read.
@@ -40,6 +34,11 @@ attributes:
   idempotent:
     support: full
     description: Never changes anything.
+'''
+
+    # Every module: a member of the collection's action group (meta/runtime.yml).
+    ACTION_GROUP = r'''
+attributes:
   action_group:
     support: full
     membership: [xdpkit.forwarding.xdpkit]

@@ -32,6 +32,7 @@ options:
     elements: str
 extends_documentation_fragment:
   - xdpkit.forwarding.attributes.INFO_MODULE
+  - xdpkit.forwarding.attributes.action_group
 author:
   - xdpkit developers (@xdpkit)
 '''

@@ -42,6 +42,7 @@ options:
     default: present
 extends_documentation_fragment:
   - xdpkit.forwarding.attributes
+  - xdpkit.forwarding.attributes.action_group
 author:
   - xdpkit developers (@xdpkit)
 '''

@@ -72,12 +72,8 @@ attributes:
   idempotent:
     support: full
     description: A second run with the same arguments reports no change.
-  action_group:
-    support: full
-    membership: [xdpkit.forwarding.xdpkit]
-    description: >-
-      C(module_defaults) for C(group/xdpkit.forwarding.xdpkit) set options of all the
-      collection's modules at once.
+extends_documentation_fragment:
+  - xdpkit.forwarding.attributes.action_group
 author:
   - xdpkit developers (@xdpkit)
 '''

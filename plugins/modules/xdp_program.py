@@ -135,15 +135,11 @@ attributes:
   async:
     support: full
     description: Runs with C(async) and C(poll) like any module; the sources are read before it starts.
-  action_group:
-    support: full
-    membership: [xdpkit.forwarding.xdpkit]
-    description: >-
-      C(module_defaults) for C(group/xdpkit.forwarding.xdpkit) set options of all the
-      collection's modules at once.
 notes:
   - A veth delivers redirected frames only when its peer has an XDP program (or GRO on); the
     collection's roles attach C(xdp_pass) there. This module attaches just what it is told.
+extends_documentation_fragment:
+  - xdpkit.forwarding.attributes.action_group
 author:
   - xdpkit developers (@xdpkit)
 '''

@@ -33,6 +33,7 @@ options:
     type: float
 extends_documentation_fragment:
   - xdpkit.forwarding.attributes.INFO_MODULE
+  - xdpkit.forwarding.attributes.action_group
 author:
   - xdpkit developers (@xdpkit)
 '''
