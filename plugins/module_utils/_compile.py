@@ -32,12 +32,11 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_pins import COMPILED_DIR
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import pin_declarations
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
 
-CACHE_DIR = _bpf_pins.COMPILED_DIR
 # Hardcoded programs compile a new define set for every lab they are built for: keep the most
 # recently used entries only.
 MAX_ENTRIES = 64
@@ -148,7 +147,7 @@ def cache_key(text, define_flags, function):
 
 
 def _entry_path(key):
-    return os.path.join(CACHE_DIR, key + '.json')
+    return os.path.join(COMPILED_DIR, key + '.json')
 
 
 def read_entry(key):
@@ -174,10 +173,10 @@ def read_entry(key):
 
 
 def write_entry(key, entry):
-    os.makedirs(CACHE_DIR, mode=0o700, exist_ok=True)
+    os.makedirs(COMPILED_DIR, mode=0o700, exist_ok=True)
     data = dict(entry, format=FORMAT, insns=base64.b64encode(entry['insns']).decode())
     # Written beside and renamed: a concurrent reader sees the old entry or the new one whole.
-    handle = tempfile.NamedTemporaryFile('w', dir=CACHE_DIR, suffix='.tmp', delete=False)
+    handle = tempfile.NamedTemporaryFile('w', dir=COMPILED_DIR, suffix='.tmp', delete=False)
     try:
         with handle:
             json.dump(data, handle)
@@ -190,7 +189,7 @@ def write_entry(key, entry):
 
 def forget(key):
     """Drop the entry of `key` (and its lock: at worst a concurrent load compiles once more)."""
-    for path in (_entry_path(key), os.path.join(CACHE_DIR, key + '.lock')):
+    for path in (_entry_path(key), os.path.join(COMPILED_DIR, key + '.lock')):
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -199,10 +198,10 @@ def forget(key):
 
 def _evict():
     entries = []
-    for name in os.listdir(CACHE_DIR):
+    for name in os.listdir(COMPILED_DIR):
         if name.endswith('.json'):
             try:
-                entries.append((os.stat(os.path.join(CACHE_DIR, name)).st_mtime, name))
+                entries.append((os.stat(os.path.join(COMPILED_DIR, name)).st_mtime, name))
             except FileNotFoundError:
                 pass
     for _mtime, name in sorted(entries)[:-MAX_ENTRIES]:
@@ -309,10 +308,10 @@ def load_xdp_program(text, pin_dir, maps_dir, define_flags, function, source_nam
     loaded = _load_kept(key, pin_dir, maps_dir)
     if loaded is not None:
         return loaded
-    os.makedirs(CACHE_DIR, mode=0o700, exist_ok=True)
+    os.makedirs(COMPILED_DIR, mode=0o700, exist_ok=True)
     # Hosts of one machine (namespaces driven with forks) ask for the same program at once:
     # one compiles, the others wait for its entry instead of compiling beside it.
-    with open(os.path.join(CACHE_DIR, key + '.lock'), 'w') as lock:
+    with open(os.path.join(COMPILED_DIR, key + '.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         loaded = _load_kept(key, pin_dir, maps_dir)
         if loaded is not None:

@@ -50,7 +50,7 @@ def _stats_packets(pin_dir, action='XDP_PASS'):
 
 def _entries_for(marker):
     """The kept entry files whose defines name this test's define."""
-    return [path for path in glob.glob(os.path.join(_compile.CACHE_DIR, '*.json'))
+    return [path for path in glob.glob(os.path.join(_compile.COMPILED_DIR, '*.json'))
             if marker in open(path).read()]
 
 
