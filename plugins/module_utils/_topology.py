@@ -359,8 +359,8 @@ def plan_lab(spec):
     return {
         'namespaces': [node['netns'] for node in nodes.values() if node['netns']],
         'links': veths,
-        'routes': [_in_namespace(nodes[name]['netns'], routes=node_routes)
-                   for name, node_routes in routes.items() if node_routes],
+        'routes': [_in_namespace(nodes[name]['netns'], **route)
+                   for name, node_routes in routes.items() for route in node_routes],
         'route_count': sum(len(node_routes) for node_routes in routes.values()),
         'sysctls': [_in_namespace(node['netns'], name=key, value=str(value))
                     for node in nodes.values() if node['kind'] == 'router'

@@ -33,6 +33,28 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
 )
 
 
+def _end_spec():
+    return dict(
+        name=dict(type='str', required=True),
+        namespace=dict(type='str'),
+        addresses=dict(type='list', elements='str'),
+        mtu=dict(type='int'),
+        mac=dict(type='str'),
+        link_state=dict(type='str', default='up', choices=['up', 'down']),
+        gro=dict(type='bool'),
+    )
+
+
+def veth_argument_spec():
+    """The options of one pair, for the veth module and for each of the lab module's links."""
+    spec = _end_spec()
+    spec.update(
+        peer=dict(type='dict', required=True, options=_end_spec()),
+        address_mode=dict(type='str', default='exact', choices=['exact', 'append']),
+    )
+    return spec
+
+
 def wanted_end(spec):
     """Validate and normalise one end's parameters into the wanted-state dict."""
     check_ifname(spec['name'])

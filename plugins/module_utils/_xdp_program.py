@@ -16,6 +16,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ownershi
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
+    MissingDependency,
     XdpkitError,
     check_ifname,
     check_netns_name,
@@ -163,13 +164,13 @@ class XdpProgramManager:
         return pins
 
     # -- the run -------------------------------------------------------------------------
-    def run(self):
+    def inspect(self):
+        """Read what is there and raise on whatever would make the run fail (a missing
+        namespace or link, another tool's program, netfilter rules the program would skip),
+        before anything changes. None when a namespace that is gone leaves nothing to read."""
         if self.namespace and not netns_exists(self.namespace):
             if self.state == 'absent':
-                changed = bool(_bpf_pins.pinned_files(self.pin_dir))
-                if changed and not self.check_mode:
-                    self._remove_pins()
-                return self._result(changed, None, None)
+                return None
             raise missing_netns_error(self.namespace)
         with iproute(self.namespace) as ipr:
             link = require_link(ipr, self.interface, self.namespace) if self.state == 'present' \
@@ -182,6 +183,26 @@ class XdpProgramManager:
         before = self._view(attached, ours, self._current_port(link))
         if attached and not ours and not self.force:
             raise foreign_program_error(before, 'replace' if self.state == 'present' else 'detach')
+        found = {'link': link, 'attached': attached, 'ipv4_addressed': ipv4_addressed, 'meta': meta,
+                 'ours': ours, 'before': before, 'text': None}
+        if self.state == 'present':
+            found['text'] = _bpf_source.flatten_sources(self.source_main, self.source_files)
+            if self.netfilter == 'refuse' and _bpf_source.forwards_frames(found['text']):
+                chains = bypassed_chains(self.namespace)
+                if chains:
+                    raise refusal(self.namespace, self.interface, self.function, chains)
+        return found
+
+    def run(self, found=False):
+        if found is False:
+            found = self.inspect()
+        if found is None:
+            changed = bool(_bpf_pins.pinned_files(self.pin_dir))
+            if changed and not self.check_mode:
+                self._remove_pins()
+            return self._result(changed, None, None)
+        link, attached, before, text = found['link'], found['attached'], found['before'], found['text']
+        ours, meta = found['ours'], found['meta']
 
         if self.state == 'absent':
             changed = attached is not None or bool(_bpf_pins.pinned_files(self.pin_dir))
@@ -197,16 +218,11 @@ class XdpProgramManager:
 
         if not self.check_mode:
             _bpf_pins.ensure_bpffs()
-        text = _bpf_source.flatten_sources(self.source_main, self.source_files)
-        if self.netfilter == 'refuse' and _bpf_source.forwards_frames(text):
-            chains = bypassed_chains(self.namespace)
-            if chains:
-                raise refusal(self.namespace, self.interface, self.function, chains)
         define_flags = _bpf_source.define_flags(self.defines)
         cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir] + define_flags
         digest = _ownership.program_digest(text, cflags, self.function, self.mode)
         port_tables = [os.path.join(self.maps_dir, name) for name, _size in _ports.port_table_declarations(text)]
-        port = _ports.wanted_port(self.namespace, link, ipv4_addressed) if port_tables else None
+        port = _ports.wanted_port(self.namespace, link, found['ipv4_addressed']) if port_tables else None
         # Every pin must still be there and be the map the program uses: a map unpinned
         # behind our back (or re-pinned by another port's reload) is one later runs (xdp_map,
         # xdp_stats) can no longer reach, so the program is loaded afresh on the pinned maps.
@@ -292,3 +308,63 @@ class XdpProgramManager:
         if after is not None:
             result.update(self._pins())
         return result
+
+
+def _interface_item(item, namespace):
+    if isinstance(item, str):
+        return {'interface': item, 'namespace': namespace}
+    # Other keys are left alone, so that entries of a lab plan (lab_peers: node, namespace,
+    # interface) can be passed as they are.
+    if not isinstance(item, dict) or not item.get('interface'):
+        raise XdpkitError("interfaces: every entry is an interface name or {interface: NAME, namespace: NS}; got %r" %
+                          (item,))
+    return {'interface': item['interface'], 'namespace': item.get('namespace') or namespace}
+
+
+class XdpProgramSetManager:
+    """One program on many interfaces in one call (a router's ports, the receivers of a lab):
+    one module start, one read of the sources, one compile. Every interface is inspected
+    (namespace, link, another tool's program, netfilter) before any is changed, so bad input
+    fails with nothing changed; then each converges in order, each whole."""
+
+    def __init__(self, params, check_mode=False):
+        self.check_mode = check_mode
+        if params.get('pin_dir'):
+            raise XdpkitError('interfaces: pin_dir is per interface; leave it out (each interface gets its own '
+                              'default pin dir) or use one call per interface')
+        items = [_interface_item(item, params.get('namespace') or None) for item in params['interfaces']]
+        if not items:
+            raise XdpkitError('interfaces: the list is empty; give at least one interface')
+        keys = [(i['namespace'], i['interface']) for i in items]
+        twice = sorted({'%s in %s' % (k[1], describe_ns(k[0])) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise XdpkitError('interfaces: %s given twice' % ', '.join(twice))
+        self.managers = [XdpProgramManager(dict(params, **item), check_mode) for item in items]
+
+    def run(self):
+        found, warnings = [], []
+        for manager in self.managers:
+            try:
+                found.append(manager.inspect())
+            except MissingDependency as exc:
+                if not self.check_mode:
+                    raise
+                # Check mode did not make the namespace or link an earlier task would have.
+                warnings.append('check mode: %s; assuming an earlier task of this run creates it' % exc)
+                found.append('predicted')
+        results = []
+        for manager, state in zip(self.managers, found):
+            if state == 'predicted':
+                results.append({'changed': True, 'predicted': True, 'program': None,
+                                'diff': {'before': None, 'after': None}, 'compiled': False, 'compile_seconds': 0.0})
+            else:
+                results.append(manager.run(state))
+        return {
+            'changed': any(r['changed'] for r in results),
+            'programs': [dict((k, v) for k, v in r.items() if k != 'diff') for r in results],
+            'compiled': any(r['compiled'] for r in results),
+            'compile_seconds': sum(r['compile_seconds'] for r in results),
+            'warnings': warnings,
+            'diff': {'before': [r['diff']['before'] for r in results if r['changed']],
+                     'after': [r['diff']['after'] for r in results if r['changed']]},
+        }

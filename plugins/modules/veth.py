@@ -173,28 +173,12 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
-
-
-def end_options(required_name):
-    return dict(
-        name=dict(type='str', required=required_name),
-        namespace=dict(type='str'),
-        addresses=dict(type='list', elements='str'),
-        mtu=dict(type='int'),
-        mac=dict(type='str'),
-        link_state=dict(type='str', default='up', choices=['up', 'down']),
-        gro=dict(type='bool'),
-    )
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager, veth_argument_spec
 
 
 def main():
-    argument_spec = end_options(True)
-    argument_spec.update(
-        peer=dict(type='dict', required=True, options=end_options(True)),
-        address_mode=dict(type='str', default='exact', choices=['exact', 'append']),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
-    )
+    argument_spec = veth_argument_spec()
+    argument_spec.update(state=dict(type='str', default='present', choices=['present', 'absent']))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_pyroute2(module)
     run_manager(module, VethManager)

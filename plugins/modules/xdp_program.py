@@ -47,9 +47,21 @@ requirements:
   - root privileges on the target
 options:
   interface:
-    description: Interface to attach to.
+    description:
+      - Interface to attach to.
+      - One of O(interface) and O(interfaces) is required.
     type: str
-    required: true
+  interfaces:
+    description:
+      - Many interfaces, each a name (in O(namespace)) or a dict with C(interface) and C(namespace) (other keys,
+        such as the C(node) of a lab plan's C(lab_peers), are ignored), to get
+        the same program, defines and mode in one run: one module start and one compile instead of one per
+        interface (a router's ports, the receiving ends of a lab).
+      - Every interface is checked first (namespace, link, another tool's program, netfilter), so bad input
+        fails before anything changes; then each converges in order with its own default O(pin_dir).
+      - The result is RV(programs), one entry per interface.
+    type: list
+    elements: raw
   namespace:
     description: Namespace of the interface; omitted means the host namespace.
     type: str
@@ -82,7 +94,7 @@ options:
   pin_dir:
     description:
       - bpffs directory of this program instance. Defaults to C(/sys/fs/bpf/xdpkit/NAMESPACE@INTERFACE)
-        (empty NAMESPACE for the host).
+        (empty NAMESPACE for the host). Not with O(interfaces).
     type: str
   maps_dir:
     description:
@@ -165,6 +177,19 @@ EXAMPLES = r'''
     namespace: uno
     program: xdp_pass
 
+- name: The router on two ports in one run (one compile), and xdp_pass on the veth ends behind them
+  xdpkit.forwarding.xdp_program:
+    interfaces: [uno, dos]
+    program: xdp_router
+    maps_dir: /sys/fs/bpf/xdpkit/fib
+
+- name: The receiving ends, each in its namespace
+  xdpkit.forwarding.xdp_program:
+    interfaces:
+      - {interface: veth0, namespace: uno}
+      - {interface: veth0, namespace: dos}
+    program: xdp_pass
+
 - name: Detach and unpin
   xdpkit.forwarding.xdp_program:
     interface: uno
@@ -187,7 +212,7 @@ EXAMPLES = r'''
 RETURN = r'''
 program:
   description: The attached program after the run (null when absent).
-  returned: success
+  returned: success, with O(interface)
   type: dict
   contains:
     prog_id:
@@ -242,6 +267,14 @@ maps:
   returned: when present
   type: dict
   sample: {xdp_stats_map: /sys/fs/bpf/xdpkit/@uno/xdp_stats_map, tx_ports: /sys/fs/bpf/xdpkit/fib/tx_ports}
+programs:
+  description:
+    - With O(interfaces), one entry per interface in the given order, each with C(changed) and the keys
+      RV(program), RV(pin_dir), RV(maps_dir), RV(maps), RV(compiled) and RV(compile_seconds) have for one interface.
+    - RV(compiled) and RV(compile_seconds) at the top sum them up.
+  returned: success, with O(interfaces)
+  type: list
+  elements: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -250,13 +283,17 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import XdpProgramManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import (
+    XdpProgramManager,
+    XdpProgramSetManager,
+)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            interface=dict(type='str', required=True),
+            interface=dict(type='str'),
+            interfaces=dict(type='list', elements='raw'),
             namespace=dict(type='str'),
             program=dict(type='str'),
             src=dict(type='path'),
@@ -271,12 +308,13 @@ def main():
             netfilter=dict(type='str', default='refuse', choices=['refuse', 'bypass']),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
-        mutually_exclusive=[('program', 'src')],
+        mutually_exclusive=[('program', 'src'), ('interface', 'interfaces')],
+        required_one_of=[('interface', 'interfaces')],
         required_together=[('source_files', 'source_main')],
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    run_manager(module, XdpProgramManager)
+    run_manager(module, XdpProgramSetManager if module.params['interfaces'] is not None else XdpProgramManager)
 
 
 if __name__ == '__main__':

@@ -115,3 +115,64 @@ def test_an_unusable_kept_entry_is_compiled_again(router_ports):
     assert _compile.read_entry(os.path.basename(entry)[:-5]) is not None, 'and kept again, whole'
     in_ns(names('n2'), 'ping', '-c', '3', '-i', '0.05', '-W', '1', '10.67.2.1')
     assert _stats_packets(other['pin_dir']) >= 3
+
+
+def _attached(namespace, interface):
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
+    with iproute(namespace) as ipr:
+        return attached_program(ipr, get_link(ipr, interface)['ifindex'])
+
+
+def test_interfaces_in_one_run_are_checked_first_then_attached_with_one_compile(router_ports):
+    names = router_ports
+    router_ns = names('r')
+    maps_dir = '%s/%s-maps' % (_bpf_pins.PIN_ROOT, names.prefix)
+    args = {'interfaces': ['p1', 'p2', {'interface': 'p3', 'namespace': router_ns, 'node': 'ignored'}],
+            'namespace': router_ns, 'program': 'xdp_router', 'maps_dir': maps_dir,
+            'defines': {_marker(names): secrets.randbelow(1 << 30)}}
+
+    # Another tool's program on the last port: the whole run is refused before the first port
+    # gets anything.
+    from bcc import BPF
+
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
+    bpf = BPF(text=b'#include <uapi/linux/bpf.h>\nint other_tool(struct xdp_md *ctx) { return XDP_PASS; }\n')
+    with in_netns(router_ns):
+        BPF.attach_xdp(b'p3', bpf.load_func(b'other_tool', BPF.XDP), 1 << 2)
+    bpf.cleanup()
+    refused = run_module('xdp_program', args)
+    assert refused.get('failed') and "'p3'" in refused['msg'] and 'other_tool' in refused['msg'], refused
+    assert _attached(router_ns, 'p1') is None and _attached(router_ns, 'p2') is None, 'nothing changed'
+    assert not _entries_for(_marker(names)), 'nothing compiled'
+
+    checked = run_module('xdp_program', dict(args, force=True), check=True)
+    assert checked['changed'] and len(checked['programs']) == 3 and _attached(router_ns, 'p1') is None
+
+    made = run_module('xdp_program', dict(args, force=True), diff=True)
+    assert made['changed'] and not made.get('failed'), made
+    assert [p['compiled'] for p in made['programs']] == [True, False, False], made['programs']
+    assert made['compiled'] and made['compile_seconds'] == made['programs'][0]['compile_seconds'] > 0
+    assert [p['program']['interface'] for p in made['programs']] == ['p1', 'p2', 'p3']
+    assert len(made['diff']['after']) == 3
+    for port, result in zip(PORTS, made['programs'], strict=True):
+        assert _attached(router_ns, 'p%d' % port)['prog_id'] == result['program']['prog_id']
+        assert result['pin_dir'].endswith('%s@p%d' % (router_ns, port))
+
+    # Traffic into port 2 is counted on port 2's own pin.
+    before = _stats_packets(made['programs'][1]['pin_dir'])
+    in_ns(names('n2'), 'ping', '-c', '10', '-i', '0.01', '-W', '1', '10.67.2.1')
+    time.sleep(0.2)
+    assert _stats_packets(made['programs'][1]['pin_dir']) - before >= 10
+
+    again = run_module('xdp_program', args)
+    assert not again['changed'] and not again['compiled'], again
+
+    bad = run_module('xdp_program', dict(args, interfaces=['p1', 'p1']))
+    assert bad.get('failed') and 'given twice' in bad['msg'], bad
+
+    gone = run_module('xdp_program', {'interfaces': ['p1', 'p2', 'p3'], 'namespace': router_ns, 'maps_dir': maps_dir,
+                                      'state': 'absent'})
+    assert gone['changed'] and not gone.get('failed'), gone
+    assert all(_attached(router_ns, 'p%d' % port) is None for port in PORTS)
+    assert not os.path.exists(maps_dir)

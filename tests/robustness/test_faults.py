@@ -71,7 +71,7 @@ def kill_mid_converge(prefix):
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if 'Attach the router to each interface' in line or time.monotonic() > deadline:
+        if 'Attach the router to the interfaces' in line or time.monotonic() > deadline:
             break
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)

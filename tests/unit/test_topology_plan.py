@@ -12,8 +12,7 @@ POOLS = {'ipv4': '10.90.0.0/24', 'ipv6': 'fd00:90::/56'}
 
 
 def routes_of(plan, netns):
-    return {(r['dest'], r['gateway']) for entry in plan['routes'] if entry['namespace'] == netns
-            for r in entry['routes']}
+    return {(r['dest'], r['gateway']) for r in plan['routes'] if r.get('namespace') == netns}
 
 
 def next_hop_node(plan, node, dest):
