@@ -64,6 +64,12 @@ class ActionModule(ActionBase):
             except XdpkitError as exc:
                 raise AnsibleActionFail(str(exc))
             args['source_main'] = os.path.basename(path)
+        present = args.get('state', 'present') == 'present'
+        if present and args.get('receivers') and not args.get('receiver_source_files'):
+            try:
+                args['receiver_source_files'] = read_source_tree(program_path('xdp_pass'))
+            except XdpkitError as exc:
+                raise AnsibleActionFail(str(exc))
         result.update(self._execute_module(module_name='xdpkit.forwarding.xdp_program', module_args=args,
                                            task_vars=task_vars, wrap_async=wrap_async))
         if not wrap_async:

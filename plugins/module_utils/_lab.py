@@ -13,7 +13,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import MissingDependency
+import json
+import os
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import MissingDependency, XdpkitError
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._neighbour import NeighbourManager
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
     NetnsSetManager,
@@ -64,6 +67,10 @@ class LabManager:
                            for n in params.get('neighbours') or []]
         self.sysctls = SysctlSetManager({'sysctls': params.get('sysctls') or [], 'state': self.state}, check_mode)
         self.route_sets = _route_sets(params, check_mode)
+        self.record = params.get('record') or None
+        if self.record and not os.path.isabs(self.record):
+            raise XdpkitError("record: '%s' is not an absolute path; give the file's full path on the host, e.g. "
+                              "/run/xdpkit/verified-lab.json" % self.record)
         self.warnings = []
         self.predicted = []
 
@@ -82,8 +89,31 @@ class LabManager:
 
     def run(self):
         if self.state == 'absent':
-            return self._remove()
-        return self._make()
+            result = self._remove()
+            if self.record and not self.check_mode:
+                # Bookkeeping that goes with the lab, not a change of it.
+                try:
+                    os.unlink(self.record)
+                except FileNotFoundError:
+                    pass
+            return result
+        result = self._make()
+        result['record'] = self._read_record()
+        return result
+
+    def _read_record(self):
+        # What the scenario roles keep beside the lab (their last verification): read here, so
+        # a run that changes nothing needs no module start of its own to find it.
+        if not self.record:
+            return None
+        try:
+            with open(self.record) as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            self.warnings.append('record %s is not JSON (%s); it is ignored' % (self.record, exc))
+            return None
 
     def _make(self):
         done = {'namespaces': None, 'links': [], 'sysctls': None}

@@ -354,8 +354,9 @@ def plan_lab(spec):
                       'ansible_python_interpreter': '/usr/bin/python3'}, **(spec.get('inventory_vars') or {})),
     }}
     if groups['router']['hosts']:
-        # The lab host built the lab, so it has what the router needs already.
-        groups['router']['vars'] = {'router_prerequisites': False}
+        # The lab host built the lab, so it has what the router needs already, and the lab turned
+        # forwarding on in every router (its sysctls).
+        groups['router']['vars'] = {'router_prerequisites': False, 'router_forwarding': False}
     return {
         'namespaces': [node['netns'] for node in nodes.values() if node['netns']],
         'links': veths,

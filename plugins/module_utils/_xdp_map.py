@@ -155,11 +155,12 @@ class XdpMapManager:
             # Inside the namespace: DEVMAP values are ifindexes of the updating thread's namespace.
             with in_netns(self.namespace):
                 with iproute(None) as ipr:
-                    return self._converge(fd, info, ipr)
+                    return self.write(self.plan(fd, info, ipr))
         finally:
             os.close(fd)
 
-    def _converge(self, fd, info, ipr):
+    def plan(self, fd, info, ipr):
+        """Validate every entry and work out the map after the run; nothing is written yet."""
         key_codec, value_codec = self._codecs(info, ipr)
         before, raw_keys = self._read(fd, info, key_codec, value_codec)
         wanted = {}
@@ -178,18 +179,23 @@ class XdpMapManager:
                 wanted[key_text] = None
                 wanted_raw[key_text] = (key_raw, None)
         after = plan_entries(before, wanted, self.state, self.exclusive)
-        changed = before != after
         if len(after) > info['max_entries']:
             raise XdpkitError("map %s is full: it holds at most %d entries and the run needs %d; enlarge it in "
                               "the program or drop entries (exclusive: true replaces the whole set)" % (
                                   self.path, info['max_entries'], len(after)))
+        return {'fd': fd, 'info': info, 'before': before, 'after': after, 'raw_keys': raw_keys,
+                'wanted_raw': wanted_raw}
+
+    def write(self, plan):
+        fd, info, before, after = plan['fd'], plan['info'], plan['before'], plan['after']
+        changed = before != after
         if changed and not self.check_mode:
             for key_text in before:
                 if key_text not in after:
-                    sysbpf.map_delete(fd, raw_keys[key_text])
+                    sysbpf.map_delete(fd, plan['raw_keys'][key_text])
             for key_text, value_text in after.items():
                 if before.get(key_text) != value_text:
-                    key_raw, value_raw = wanted_raw[key_text]
+                    key_raw, value_raw = plan['wanted_raw'][key_text]
                     try:
                         sysbpf.map_update(fd, key_raw, value_raw)
                     except OSError as exc:
@@ -202,4 +208,49 @@ class XdpMapManager:
             'entries': after,
             'map': {'path': self.path, 'type': info['type'], 'max_entries': info['max_entries'], 'id': info['id']},
             'diff': {'before': before, 'after': after},
+        }
+
+
+class XdpMapSetManager:
+    """Several maps in one call (a scenario's port map and MAC table): one module start. Every
+    map is opened and every entry validated, capacities included, before any map is written."""
+
+    def __init__(self, params, check_mode=False):
+        self.check_mode = check_mode
+        self.namespace = params.get('namespace') or None
+        paths = [m['path'] for m in params['maps']]
+        twice = sorted({p for p in paths if paths.count(p) > 1})
+        if twice:
+            raise XdpkitError('maps: %s given twice' % ', '.join(twice))
+        if not paths:
+            raise XdpkitError('maps: the list is empty; give at least one map')
+        self.managers = [XdpMapManager(dict(m, namespace=self.namespace, state=params['state']), check_mode)
+                         for m in params['maps']]
+
+    def run(self):
+        if self.namespace and not netns_exists(self.namespace):
+            raise missing_netns_error(self.namespace)
+        opened, results = [], {}
+        try:
+            for index, manager in enumerate(self.managers):
+                if self.check_mode and manager._would_be_created():
+                    results[index] = manager._predicted()
+                else:
+                    opened.append((index, manager) + manager._open())
+            with in_netns(self.namespace):
+                with iproute(None) as ipr:
+                    plans = [(index, manager, manager.plan(fd, info, ipr)) for index, manager, fd, info in opened]
+                    for index, manager, plan in plans:
+                        results[index] = manager.write(plan)
+        finally:
+            for _index, _manager, fd, _info in opened:
+                os.close(fd)
+        ordered = [results[index] for index in range(len(self.managers))]
+        return {
+            'changed': any(r['changed'] for r in ordered),
+            'maps': [{'path': m.path, 'changed': r['changed'], 'entries': r['entries'], 'map': r['map']}
+                     for m, r in zip(self.managers, ordered)],
+            'warnings': [w for r in ordered for w in r.get('warnings', [])],
+            'diff': {'before': {m.path: r['diff']['before'] for m, r in zip(self.managers, ordered) if r['changed']},
+                     'after': {m.path: r['diff']['after'] for m, r in zip(self.managers, ordered) if r['changed']}},
         }

@@ -321,29 +321,44 @@ def _interface_item(item, namespace):
     return {'interface': item['interface'], 'namespace': item.get('namespace') or namespace}
 
 
+RECEIVER_PROGRAM = 'xdp_pass.c'
+
+
 class XdpProgramSetManager:
-    """One program on many interfaces in one call (a router's ports, the receivers of a lab):
-    one module start, one read of the sources, one compile. Every interface is inspected
-    (namespace, link, another tool's program, netfilter) before any is changed, so bad input
-    fails with nothing changed; then each converges in order, each whole."""
+    """One program on many interfaces in one call (a router's ports), and xdp_pass on the
+    veth ends that receive what it redirects: one module start, one read of the sources, one
+    compile per program. Every interface is inspected (namespace, link, another tool's
+    program, netfilter) before any is changed, so bad input fails with nothing changed; then
+    each converges in order, each whole."""
 
     def __init__(self, params, check_mode=False):
         self.check_mode = check_mode
-        if params.get('pin_dir'):
+        self.single = params.get('interfaces') is None
+        if not self.single and params.get('pin_dir'):
             raise XdpkitError('interfaces: pin_dir is per interface; leave it out (each interface gets its own '
                               'default pin dir) or use one call per interface')
-        items = [_interface_item(item, params.get('namespace') or None) for item in params['interfaces']]
+        namespace = params.get('namespace') or None
+        items = [{'interface': params['interface'], 'namespace': namespace}] if self.single else \
+            [_interface_item(item, namespace) for item in params['interfaces']]
         if not items:
             raise XdpkitError('interfaces: the list is empty; give at least one interface')
-        keys = [(i['namespace'], i['interface']) for i in items]
+        receivers = [_interface_item(item, namespace) for item in params.get('receivers') or []]
+        if receivers and params['state'] == 'present' and not params.get('receiver_source_files'):
+            raise XdpkitError('receivers: the xdp_pass source did not come with the call; run the module through its '
+                              'action plugin (as a task), which reads it on the controller')
+        keys = [(i['namespace'], i['interface']) for i in items + receivers]
         twice = sorted({'%s in %s' % (k[1], describe_ns(k[0])) for k in keys if keys.count(k) > 1})
         if twice:
-            raise XdpkitError('interfaces: %s given twice' % ', '.join(twice))
+            raise XdpkitError('interfaces and receivers: %s given twice' % ', '.join(twice))
         self.managers = [XdpProgramManager(dict(params, **item), check_mode) for item in items]
+        receiver_params = dict(params, pin_dir=None, maps_dir=None, defines={}, function=None,
+                               source_files=params.get('receiver_source_files'),
+                               source_main=RECEIVER_PROGRAM if params['state'] == 'present' else None)
+        self.receivers = [XdpProgramManager(dict(receiver_params, **item), check_mode) for item in receivers]
 
-    def run(self):
+    def _inspect_all(self, managers):
         found, warnings = [], []
-        for manager in self.managers:
+        for manager in managers:
             try:
                 found.append(manager.inspect())
             except MissingDependency as exc:
@@ -352,19 +367,33 @@ class XdpProgramSetManager:
                 # Check mode did not make the namespace or link an earlier task would have.
                 warnings.append('check mode: %s; assuming an earlier task of this run creates it' % exc)
                 found.append('predicted')
+        return found, warnings
+
+    def run(self):
+        found, warnings = self._inspect_all(self.managers + self.receivers)
         results = []
-        for manager, state in zip(self.managers, found):
+        for manager, state in zip(self.managers + self.receivers, found):
             if state == 'predicted':
                 results.append({'changed': True, 'predicted': True, 'program': None,
                                 'diff': {'before': None, 'after': None}, 'compiled': False, 'compile_seconds': 0.0})
             else:
                 results.append(manager.run(state))
-        return {
-            'changed': any(r['changed'] for r in results),
-            'programs': [dict((k, v) for k, v in r.items() if k != 'diff') for r in results],
-            'compiled': any(r['compiled'] for r in results),
-            'compile_seconds': sum(r['compile_seconds'] for r in results),
-            'warnings': warnings,
-            'diff': {'before': [r['diff']['before'] for r in results if r['changed']],
-                     'after': [r['diff']['after'] for r in results if r['changed']]},
+        programs, receivers = results[:len(self.managers)], results[len(self.managers):]
+        result = dict(programs[0]) if self.single else {
+            'programs': [_without_diff(r) for r in programs],
+            'diff': {'before': [r['diff']['before'] for r in programs if r['changed']],
+                     'after': [r['diff']['after'] for r in programs if r['changed']]},
         }
+        if self.receivers:
+            result['receivers'] = [_without_diff(r) for r in receivers]
+            result['diff'] = {'before': {'programs': result['diff']['before'],
+                                         'receivers': [r['diff']['before'] for r in receivers if r['changed']]},
+                              'after': {'programs': result['diff']['after'],
+                                        'receivers': [r['diff']['after'] for r in receivers if r['changed']]}}
+        result.update(changed=any(r['changed'] for r in results), compiled=any(r['compiled'] for r in results),
+                      compile_seconds=sum(r['compile_seconds'] for r in results), warnings=warnings)
+        return result
+
+
+def _without_diff(result):
+    return {k: v for k, v in result.items() if k != 'diff'}

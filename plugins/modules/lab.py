@@ -142,6 +142,12 @@ options:
     type: list
     elements: dict
     default: []
+  record:
+    description:
+      - Absolute path of a JSON file kept beside the lab, for example what its last verification saw (the
+        scenario roles write one). Its content is returned as RV(record); O(state=absent) removes it with the lab.
+      - Reading and removing it is bookkeeping, never reported as a change.
+    type: path
   state:
     description: Whether the lab should exist.
     type: str
@@ -212,6 +218,10 @@ routes_changed:
   description: How many routes were added, replaced or removed.
   returned: success
   type: int
+record:
+  description: The content of O(record) (null when it is not given, missing or not JSON).
+  returned: with state=present
+  type: raw
 predicted:
   description:
     - The parts check mode reported as changes because an earlier part of the same run would make what they need.
@@ -243,6 +253,7 @@ def main():
             )),
             sysctls=dict(type='list', elements='dict', default=[]),
             routes=dict(type='list', elements='dict', default=[]),
+            record=dict(type='path'),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
         supports_check_mode=True,

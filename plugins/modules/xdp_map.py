@@ -23,9 +23,32 @@ requirements:
   - root privileges on the target
 options:
   path:
-    description: Path of the pinned map, for example C(/sys/fs/bpf/xdpkit/fib/tx_ports).
+    description:
+      - Path of the pinned map, for example C(/sys/fs/bpf/xdpkit/fib/tx_ports).
+      - One of O(path) and O(maps) is required.
     type: str
-    required: true
+  maps:
+    description:
+      - Several maps in one run (a scenario's port map and MAC table), each with C(path), C(entries) and
+        C(exclusive) as for one map, all in O(namespace) with the same O(state).
+      - Every map is opened and every entry validated (capacity included) before any map is written.
+      - The result is RV(maps).
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description: Path of the pinned map.
+        type: str
+        required: true
+      entries:
+        description: Entries, as O(entries).
+        type: list
+        elements: dict
+        default: []
+      exclusive:
+        description: As O(exclusive).
+        type: bool
+        default: false
   namespace:
     description: Namespace in which interface names are resolved; omitted means the host.
     type: str
@@ -73,17 +96,27 @@ EXAMPLES = r'''
     entries:
       - key: "02:00:00:00:00:01"
         value: "02:00:00:00:00:02"
+
+- name: The map scenario's two tables in one run
+  xdpkit.forwarding.xdp_map:
+    maps:
+      - path: /sys/fs/bpf/xdpkit/map/tx_ports
+        entries: [{key: uno, value: dos}, {key: dos, value: uno}]
+        exclusive: true
+      - path: /sys/fs/bpf/xdpkit/map/mac_table
+        entries: [{key: "02:00:00:00:00:01", value: "02:00:00:00:00:02"}]
+        exclusive: true
 '''
 
 RETURN = r'''
 entries:
   description: All entries of the map after the run, key to value, as text.
-  returned: success
+  returned: success, with O(path)
   type: dict
   sample: {uno: uno, dos: dos}
 map:
   description: The map; null in a check-mode run when the map is not pinned yet (its program not attached).
-  returned: success
+  returned: success, with O(path)
   type: dict
   contains:
     path:
@@ -99,6 +132,12 @@ map:
     id:
       description: Kernel map id.
       type: int
+maps:
+  description:
+    - With O(maps), one entry per map in the given order, each with C(path), C(changed), RV(entries) and RV(map).
+  returned: success, with O(maps)
+  type: list
+  elements: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -107,13 +146,21 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import XdpMapManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import XdpMapManager, XdpMapSetManager
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type='str', required=True),
+            path=dict(type='str'),
+            maps=dict(type='list', elements='dict', options=dict(
+                path=dict(type='str', required=True),
+                entries=dict(type='list', elements='dict', default=[], options=dict(
+                    key=dict(type='raw', required=True, no_log=False),
+                    value=dict(type='raw'),
+                )),
+                exclusive=dict(type='bool', default=False),
+            )),
             namespace=dict(type='str'),
             entries=dict(type='list', elements='dict', default=[], options=dict(
                 key=dict(type='raw', required=True, no_log=False),
@@ -122,10 +169,12 @@ def main():
             exclusive=dict(type='bool', default=False),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
+        mutually_exclusive=[('path', 'maps')],
+        required_one_of=[('path', 'maps')],
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    run_manager(module, XdpMapManager)
+    run_manager(module, XdpMapSetManager if module.params['maps'] is not None else XdpMapManager)
 
 
 if __name__ == '__main__':

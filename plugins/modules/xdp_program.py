@@ -62,6 +62,18 @@ options:
       - The result is RV(programs), one entry per interface.
     type: list
     elements: raw
+  receivers:
+    description:
+      - veth ends that receive what the program redirects, each a name (in O(namespace)) or a dict with
+        C(interface) and C(namespace). A veth delivers frames redirected into it only when its peer has an XDP
+        program (or GRO on), so each gets the collection's C(xdp_pass) in the same run (O(state=absent) detaches
+        it), with the same O(mode), O(force) and O(netfilter), each on its own default pin dir.
+      - They are checked with the interfaces before anything changes. The result is RV(receivers).
+    type: list
+    elements: raw
+  receiver_source_files:
+    description: The C(xdp_pass) sources for O(receivers); set by the action plugin.
+    type: dict
   namespace:
     description: Namespace of the interface; omitted means the host namespace.
     type: str
@@ -183,12 +195,14 @@ EXAMPLES = r'''
     program: xdp_router
     maps_dir: /sys/fs/bpf/xdpkit/fib
 
-- name: The receiving ends, each in its namespace
+- name: The same, with xdp_pass on the veth ends behind the ports so they accept the redirected frames
   xdpkit.forwarding.xdp_program:
-    interfaces:
+    interfaces: [uno, dos]
+    program: xdp_router
+    maps_dir: /sys/fs/bpf/xdpkit/fib
+    receivers:
       - {interface: veth0, namespace: uno}
       - {interface: veth0, namespace: dos}
-    program: xdp_pass
 
 - name: Detach and unpin
   xdpkit.forwarding.xdp_program:
@@ -275,6 +289,11 @@ programs:
   returned: success, with O(interfaces)
   type: list
   elements: dict
+receivers:
+  description: With O(receivers), one entry per receiver, with the same keys as an entry of RV(programs).
+  returned: success, with O(receivers)
+  type: list
+  elements: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -294,6 +313,8 @@ def main():
         argument_spec=dict(
             interface=dict(type='str'),
             interfaces=dict(type='list', elements='raw'),
+            receivers=dict(type='list', elements='raw'),
+            receiver_source_files=dict(type='dict'),
             namespace=dict(type='str'),
             program=dict(type='str'),
             src=dict(type='path'),
@@ -314,7 +335,8 @@ def main():
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    run_manager(module, XdpProgramSetManager if module.params['interfaces'] is not None else XdpProgramManager)
+    batch = module.params['interfaces'] is not None or module.params['receivers']
+    run_manager(module, XdpProgramSetManager if batch else XdpProgramManager)
 
 
 if __name__ == '__main__':
