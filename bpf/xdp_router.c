@@ -8,7 +8,8 @@
  *
  * bpf_fib_lookup() finds the egress port and next-hop MACs; the program rewrites both MACs,
  * decrements TTL (with an incremental checksum update) or hop limit, and redirects through
- * tx_ports, a DEVMAP_HASH of the egress ports it may use (key and value: the ifindex).
+ * tx_ports, a DEVMAP_HASH of the egress ports it may use (key and value: the ifindex): the
+ * ports it is attached to, which the xdp_program module keeps there (XDPKIT_EGRESS_PORTS).
  *
  * The kernel's input rules it follows (ip_rcv_core, ip_route_input_slow, fib_validate_source,
  * ip_forward, ipv6_rcv, ip6_forward), each a reason to hand the frame over:
@@ -62,7 +63,7 @@
 #define XDPKIT_FIB_FLAGS 0
 #endif
 
-XDPKIT_DEVMAP_HASH(tx_ports, 256);
+XDPKIT_EGRESS_PORTS(tx_ports, 256);
 XDPKIT_PORT_TABLE(ports, 256);
 
 /* RFC 1624 incremental update for a TTL decrement, as the kernel's ip_decrease_ttl(). */

@@ -42,6 +42,11 @@ BPF_TABLE_PINNED("percpu_array", u32, struct xdpkit_datarec, xdp_stats_map, XDPK
 #define XDPKIT_DEVMAP_HASH(_name, _max_entries) \
 	BPF_XDP_REDIRECT_MAP("devmap:" XDPKIT_MAPS_DIR "/" #_name, int, _name, _max_entries)
 
+/* A DEVMAP_HASH of the ports the program may send out of: exactly the ports it is attached to.
+ * The xdp_program module adds each port it attaches the program to (ifindex -> ifindex) and
+ * takes it out again on detach, so no second call has to keep the set in step. */
+#define XDPKIT_EGRESS_PORTS(_name, _max_entries) XDPKIT_DEVMAP_HASH(_name, _max_entries)
+
 /* What the kernel knows about an ingress port and XDP cannot ask it: the port's own MAC (for
  * the PACKET_HOST test) and the IPv4 source-validation settings in force on it. Keyed by
  * ifindex, pinned in XDPKIT_MAPS_DIR; the xdp_program module writes the entry of every port

@@ -22,7 +22,9 @@ _DEFINE_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,63}$')
 _NUMBER_RE = re.compile(r'^-?(0[xX][0-9a-fA-F]{1,16}|[0-9]{1,20})[uUlL]{0,3}$')
 _MAC_LIKE_RE = re.compile(r'^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$')
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"\s*$')
-_DEVMAP_HASH_RE = re.compile(r'^\s*XDPKIT_DEVMAP_HASH\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
+_DEVMAP_HASH_RE = re.compile(
+    r'^\s*XDPKIT_(?:DEVMAP_HASH|EGRESS_PORTS)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
+_EGRESS_PORTS_RE = re.compile(r'^\s*XDPKIT_EGRESS_PORTS\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
 _PINNED_TABLE_RE = re.compile(r'(XDPKIT_PIN_DIR|XDPKIT_MAPS_DIR)\s*"/([A-Za-z0-9_.-]+)"')
 _COMMENT_RE = re.compile(r'/\*.*?\*/|//[^\n]*', re.S)
 _FORWARDING_RE = re.compile(r'\.redirect_map\s*\(|\bbpf_redirect(_map|_peer|_neigh)?\s*\(|\bXDP_TX\b')
@@ -127,8 +129,15 @@ def declared_pins(text, pin_dir, maps_dir):
 
 
 def devmap_hash_declarations(text):
-    """(name, max_entries) of every XDPKIT_DEVMAP_HASH in the flattened source."""
+    """(name, max_entries) of every XDPKIT_DEVMAP_HASH (and XDPKIT_EGRESS_PORTS, which is one)
+    in the flattened source."""
     return [(name, int(size)) for name, size in _DEVMAP_HASH_RE.findall(text)]
+
+
+def egress_port_declarations(text):
+    """(name, max_entries) of every XDPKIT_EGRESS_PORTS: the DEVMAP_HASHes that hold exactly the
+    ports the program is attached to (ifindex -> ifindex)."""
+    return [(name, int(size)) for name, size in _EGRESS_PORTS_RE.findall(text)]
 
 
 def forwards_frames(text):

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The port table: what the kernel knows about an ingress port that an XDP program cannot
 ask it (the port's MAC, its IPv4 rp_filter and accept_local), written by xdp_program for
-every port it attaches a program to whose source declares XDPKIT_PORT_TABLE.
+every port it attaches a program to whose source declares XDPKIT_PORT_TABLE; and the egress
+ports (XDPKIT_EGRESS_PORTS), the DEVMAP_HASH of the ports a program is attached to.
 
 The values are the kernel's effective ones (IN_DEV_MAXCONF / IN_DEV_ORCONF), so that the
 program's source validation decides as fib_validate_source() would.
@@ -137,3 +138,53 @@ def delete_port(path, ifindex):
         return sysbpf.map_delete(fd, _key(ifindex))
     finally:
         os.close(fd)
+
+
+# -- egress ports (XDPKIT_EGRESS_PORTS): a DEVMAP_HASH of the ports a program is attached to ----
+def _egress_value(ifindex):
+    return struct.pack('=I', ifindex)
+
+
+def has_egress_port(path, ifindex):
+    fd = sysbpf.obj_get(path)
+    try:
+        return sysbpf.map_lookup(fd, _key(ifindex), 4) == _egress_value(ifindex)
+    finally:
+        os.close(fd)
+
+
+def add_egress_port(path, ifindex, namespace):
+    fd = sysbpf.obj_get(path)
+    try:
+        # The kernel resolves a DEVMAP value in the writing thread's namespace: the port's.
+        with in_netns(namespace):
+            sysbpf.map_update(fd, _key(ifindex), _egress_value(ifindex))
+    except OSError as exc:
+        raise XdpkitError("adding port %d to %s failed: %s; it holds one entry per port the program is attached to, "
+                          "detach it where it is no longer needed (state=absent)" % (ifindex, path, exc))
+    finally:
+        os.close(fd)
+
+
+def remove_egress_port(directory, ifindex):
+    """On detach, which has no source to name the maps: the port's own entry (ifindex ->
+    ifindex) in every DEVMAP_HASH of the maps directory. Entries from one port to another (the
+    map scenario's ingress -> egress pairs, which xdp_map manages) are left alone."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return
+    for name in names:
+        try:
+            fd = sysbpf.obj_get(os.path.join(directory, name))
+        except OSError:
+            continue
+        try:
+            info = sysbpf.map_info(fd)
+            if info['type'] == 'devmap_hash' and info['key_size'] == 4 and info['value_size'] == 4 and \
+                    sysbpf.map_lookup(fd, _key(ifindex), 4) == _egress_value(ifindex):
+                sysbpf.map_delete(fd, _key(ifindex))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)

@@ -213,6 +213,7 @@ class XdpProgramManager:
                 if link:
                     for path in _ports.port_tables_in(self.maps_dir):
                         _ports.delete_port(path, link['ifindex'])
+                    _ports.remove_egress_port(self.maps_dir, link['ifindex'])
                 self._remove_pins()
             return self._result(changed, before, None)
 
@@ -223,6 +224,7 @@ class XdpProgramManager:
         digest = _ownership.program_digest(text, cflags, self.function, self.mode)
         port_tables = [os.path.join(self.maps_dir, name) for name, _size in _ports.port_table_declarations(text)]
         port = _ports.wanted_port(self.namespace, link, found['ipv4_addressed']) if port_tables else None
+        egress_maps = [os.path.join(self.maps_dir, name) for name, _size in _bpf_source.egress_port_declarations(text)]
         # Every pin must still be there and be the map the program uses: a map unpinned
         # behind our back (or re-pinned by another port's reload) is one later runs (xdp_map,
         # xdp_stats) can no longer reach, so the program is loaded afresh on the pinned maps.
@@ -233,20 +235,24 @@ class XdpProgramManager:
                                             _bpf_source.declared_pins(text, self.pin_dir, self.maps_dir))
         )
         if up_to_date:
-            # The program is right; its port facts may not be (a sysctl or the MAC changed).
+            # The program is right; its port facts may not be (a sysctl or the MAC changed), nor
+            # its entry in the egress ports (removed behind our back).
             stale = [path for path in port_tables if _ports.read_port(path, link['ifindex']) != port]
-            if not stale:
+            missing = [path for path in egress_maps if not _ports.has_egress_port(path, link['ifindex'])]
+            if not stale and not missing:
                 return self._result(False, before, before)
             if not self.check_mode:
                 for path in stale:
                     _ports.write_port(path, link['ifindex'], port)
+                for path in missing:
+                    _ports.add_egress_port(path, link['ifindex'], self.namespace)
             return self._result(True, before, dict(before, port=port))
         planned = {'interface': self.interface, 'namespace': self.namespace, 'prog_id': None,
                    'name': self.function[:15], 'tag': None, 'mode': self.mode, 'managed': True, 'port': port}
         if self.check_mode:
             return self._result(True, before, planned)
 
-        prog_id, loaded = self._load_and_attach(text, define_flags, attached, link, port_tables, port)
+        prog_id, loaded = self._load_and_attach(text, define_flags, attached, link, port_tables, port, egress_maps)
         _ownership.write_meta(self.pin_dir, digest, prog_id, _ownership.MODES[self.mode], self.maps_dir)
         after = self._view({'prog_id': prog_id, 'mode': self.mode}, True, port)
         return self._result(True, before, after, loaded)
@@ -258,7 +264,7 @@ class XdpProgramManager:
             return _ports.read_port(path, link['ifindex'])
         return None
 
-    def _load_and_attach(self, text, define_flags, attached, link, port_tables, port):
+    def _load_and_attach(self, text, define_flags, attached, link, port_tables, port, egress_maps):
         new_dirs = [d for d in (self.pin_dir, self.maps_dir) if not os.path.isdir(d)]
         try:
             for directory in (self.pin_dir, self.maps_dir):
@@ -278,6 +284,8 @@ class XdpProgramManager:
             # its port has an entry.
             for path in port_tables:
                 _ports.write_port(path, link['ifindex'], port)
+            for path in egress_maps:
+                _ports.add_egress_port(path, link['ifindex'], self.namespace)
             if attached and attached['mode'] != self.mode:
                 # The kernel refuses native and generic at once: this one switch is not atomic.
                 detach(self.namespace, self.interface, attached['mode'])

@@ -40,6 +40,9 @@ description:
   - Programs that declare a port table (C(XDPKIT_PORT_TABLE) in C(bpf/xdpkit.h), as
     C(xdp_router) does) get the port's MAC and its effective C(rp_filter) and C(accept_local)
     written there; a re-run refreshes them when the sysctls or the MAC changed since.
+  - Programs that declare egress ports (C(XDPKIT_EGRESS_PORTS), the C(tx_ports) of C(xdp_router)) get each
+    port they are attached to added there (ifindex to ifindex) and taken out on detach, so they send out of
+    exactly the ports they run on.
 requirements:
   - bcc (Debian package C(python3-bpfcc)), run by C(/usr/bin/python3)
   - a kernel build tree at C(/lib/modules/$(uname -r)/build)
