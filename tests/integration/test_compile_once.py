@@ -4,6 +4,7 @@ the other ports load the kept instructions on their own pins and behave as compi
 import glob
 import os
 import secrets
+import struct
 import time
 
 import pytest
@@ -11,7 +12,9 @@ from bpf_run import pinned_map_id, program_map_ids
 from conftest import in_ns, run_module
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_sys, _compile
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, get_link_by_index, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import read_counters
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
 
@@ -118,10 +121,23 @@ def test_an_unusable_kept_entry_is_compiled_again(router_ports):
 
 
 def _attached(namespace, interface):
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
     with iproute(namespace) as ipr:
         return attached_program(ipr, get_link(ipr, interface)['ifindex'])
+
+
+def _egress_ports(namespace, maps_dir):
+    """Names of the ports in the router's tx_ports (key and value the same ifindex)."""
+    fd = _bpf_sys.obj_get(os.path.join(maps_dir, 'tx_ports'))
+    try:
+        with iproute(namespace) as ipr:
+            names = {}
+            for key in _bpf_sys.map_keys(fd, 4):
+                value = _bpf_sys.map_lookup(fd, key, 4)
+                assert value == key, (key, value)
+                names[get_link_by_index(ipr, struct.unpack('=I', key)[0])['name']] = True
+        return set(names)
+    finally:
+        os.close(fd)
 
 
 def test_interfaces_in_one_run_are_checked_first_then_attached_with_one_compile(router_ports):
@@ -130,7 +146,8 @@ def test_interfaces_in_one_run_are_checked_first_then_attached_with_one_compile(
     maps_dir = '%s/%s-maps' % (_bpf_pins.PIN_ROOT, names.prefix)
     args = {'interfaces': ['p1', 'p2', {'interface': 'p3', 'namespace': router_ns, 'node': 'ignored'}],
             'namespace': router_ns, 'program': 'xdp_router', 'maps_dir': maps_dir,
-            'defines': {_marker(names): secrets.randbelow(1 << 30)}}
+            'defines': {_marker(names): secrets.randbelow(1 << 30)},
+            'receivers': [{'interface': 'veth0', 'namespace': names('n%d' % n)} for n in PORTS]}
 
     # Another tool's program on the last port: the whole run is refused before the first port
     # gets anything.
@@ -145,6 +162,7 @@ def test_interfaces_in_one_run_are_checked_first_then_attached_with_one_compile(
     assert refused.get('failed') and "'p3'" in refused['msg'] and 'other_tool' in refused['msg'], refused
     assert _attached(router_ns, 'p1') is None and _attached(router_ns, 'p2') is None, 'nothing changed'
     assert not _entries_for(_marker(names)), 'nothing compiled'
+    assert all(_attached(names('n%d' % n), 'veth0') is None for n in PORTS), 'no receiver either'
 
     checked = run_module('xdp_program', dict(args, force=True), check=True)
     assert checked['changed'] and len(checked['programs']) == 3 and _attached(router_ns, 'p1') is None
@@ -152,12 +170,20 @@ def test_interfaces_in_one_run_are_checked_first_then_attached_with_one_compile(
     made = run_module('xdp_program', dict(args, force=True), diff=True)
     assert made['changed'] and not made.get('failed'), made
     assert [p['compiled'] for p in made['programs']] == [True, False, False], made['programs']
-    assert made['compiled'] and made['compile_seconds'] == made['programs'][0]['compile_seconds'] > 0
+    assert made['compiled'] and made['programs'][0]['compile_seconds'] > 0
+    every = made['programs'] + made['receivers']
+    assert made['compile_seconds'] == pytest.approx(sum(r['compile_seconds'] for r in every))
     assert [p['program']['interface'] for p in made['programs']] == ['p1', 'p2', 'p3']
-    assert len(made['diff']['after']) == 3
+    assert len(made['diff']['after']['programs']) == 3 and len(made['diff']['after']['receivers']) == 3
     for port, result in zip(PORTS, made['programs'], strict=True):
         assert _attached(router_ns, 'p%d' % port)['prog_id'] == result['program']['prog_id']
         assert result['pin_dir'].endswith('%s@p%d' % (router_ns, port))
+    # The veth ends behind the ports got xdp_pass in the same run.
+    assert [r['program']['name'] for r in made['receivers']] == ['xdp_pass'] * 3
+    for n, result in zip(PORTS, made['receivers'], strict=True):
+        assert _attached(names('n%d' % n), 'veth0')['prog_id'] == result['program']['prog_id']
+    # tx_ports holds exactly the ports the router is attached to.
+    assert _egress_ports(router_ns, maps_dir) == {'p1', 'p2', 'p3'}
 
     # Traffic into port 2 is counted on port 2's own pin.
     before = _stats_packets(made['programs'][1]['pin_dir'])
@@ -171,8 +197,23 @@ def test_interfaces_in_one_run_are_checked_first_then_attached_with_one_compile(
     bad = run_module('xdp_program', dict(args, interfaces=['p1', 'p1']))
     assert bad.get('failed') and 'given twice' in bad['msg'], bad
 
+    # A port detached alone leaves the egress ports; one removed behind our back comes back.
+    one = run_module('xdp_program', {'interface': 'p3', 'namespace': router_ns, 'maps_dir': maps_dir,
+                                     'state': 'absent'})
+    assert one['changed'] and _egress_ports(router_ns, maps_dir) == {'p1', 'p2'}
+    fd = _bpf_sys.obj_get(os.path.join(maps_dir, 'tx_ports'))
+    try:
+        with iproute(router_ns) as ipr:
+            _bpf_sys.map_delete(fd, struct.pack('=I', get_link(ipr, 'p2')['ifindex']))
+    finally:
+        os.close(fd)
+    back = run_module('xdp_program', dict(args, interfaces=['p1', 'p2'], receivers=[]))
+    assert back['changed'] and [p['changed'] for p in back['programs']] == [False, True], back
+    assert _egress_ports(router_ns, maps_dir) == {'p1', 'p2'}
+
     gone = run_module('xdp_program', {'interfaces': ['p1', 'p2', 'p3'], 'namespace': router_ns, 'maps_dir': maps_dir,
-                                      'state': 'absent'})
+                                      'receivers': args['receivers'], 'state': 'absent'})
     assert gone['changed'] and not gone.get('failed'), gone
     assert all(_attached(router_ns, 'p%d' % port) is None for port in PORTS)
+    assert all(_attached(names('n%d' % n), 'veth0') is None for n in PORTS)
     assert not os.path.exists(maps_dir)

@@ -167,8 +167,9 @@ def test_xdp_map_port_entries_by_name(pair):
     args = {'path': path, 'entries': [{'key': names('h'), 'value': names('h')}, {'key': 'lo', 'value': 'lo'}]}
 
     checked = run_module('xdp_map', args, check=True, diff=True)
-    assert checked['changed'] and checked['diff']['before'] == {}
-    assert run_module('xdp_map', {'path': path, 'entries': []})['entries'] == {}
+    # xdp_program put the router's own port in its egress ports (XDPKIT_EGRESS_PORTS).
+    assert checked['changed'] and checked['diff']['before'] == {names('h'): names('h')}
+    assert run_module('xdp_map', {'path': path, 'entries': []})['entries'] == {names('h'): names('h')}
 
     first = run_module('xdp_map', args, diff=True)
     assert first['changed'] and first['entries'] == {names('h'): names('h'), 'lo': 'lo'}
@@ -196,6 +197,22 @@ def test_xdp_map_mac_table_and_namespace_resolution(pair):
     # veth0 does not exist in the host: the name is resolved where the program runs.
     host = run_module('xdp_map', dict(ports, namespace=None))
     assert host.get('failed') and "interface 'veth0' does not exist in the host namespace" in host['msg']
+
+    # Both maps in one run: every entry of both is checked before either is written.
+    both = {'namespace': names('ns'), 'maps': [
+        {'path': port_path, 'entries': [{'key': 'veth0', 'value': 'lo'}], 'exclusive': True},
+        {'path': mac_path, 'entries': [{'key': '02:00:00:00:00:0c', 'value': '02:00:00:00:00:0d'}]}]}
+    bad = run_module('xdp_map', {'namespace': names('ns'), 'maps': [both['maps'][0], dict(
+        both['maps'][1], entries=[{'key': 'zz', 'value': '02:00:00:00:00:0d'}])]})
+    assert bad.get('failed') and 'zz' in bad['msg'], bad
+    assert run_module('xdp_map', ports)['entries'] == {'veth0': 'veth0'}, 'the bad run wrote nothing'
+    done = run_module('xdp_map', both, diff=True)
+    assert done['changed'] and [m['path'] for m in done['maps']] == [port_path, mac_path]
+    assert done['maps'][0]['entries'] == {'veth0': 'lo'}
+    assert done['maps'][1]['entries'] == {'02:00:00:00:00:0a': '02:00:00:00:00:0b',
+                                          '02:00:00:00:00:0c': '02:00:00:00:00:0d'}
+    assert sorted(done['diff']['after']) == sorted([port_path, mac_path])
+    assert not run_module('xdp_map', both)['changed']
 
 
 def test_xdp_map_bad_input_and_full_map(pair):
