@@ -159,8 +159,6 @@ extends_documentation_fragment:
 seealso:
   - module: xdpkit.forwarding.veth
   - module: xdpkit.forwarding.route
-  - role: xdpkit.forwarding.lab_topology
-    description: Plans a lab from topology data and applies it with this module.
 author:
   - xdpkit developers (@xdpkit)
 '''

@@ -45,6 +45,14 @@ options:
         type: list
         elements: dict
         default: []
+        suboptions:
+          key:
+            description: Interface name, ifindex or MAC address.
+            type: raw
+            required: true
+          value:
+            description: Interface name, ifindex or MAC address.
+            type: raw
       exclusive:
         description: As O(exclusive).
         type: bool

@@ -58,8 +58,8 @@ options:
     description:
       - Many interfaces, each a name (in O(namespace)) or a dict with C(interface) and C(namespace) (other keys,
         such as the C(node) of a lab plan's C(lab_peers), are ignored), to get
-        the same program, defines and mode in one run: one module start and one compile instead of one per
-        interface (a router's ports, the receiving ends of a lab).
+        the same program, defines and mode in one run (one module start and one compile instead of one per
+        interface), for example a router's ports.
       - Every interface is checked first (namespace, link, another tool's program, netfilter), so bad input
         fails before anything changes; then each converges in order with its own default O(pin_dir).
       - The result is RV(programs), one entry per interface.
