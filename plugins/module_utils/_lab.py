@@ -63,8 +63,21 @@ class LabManager:
         self.check_mode = check_mode
         self.namespaces = NetnsSetManager({'names': params.get('namespaces') or [], 'state': self.state}, check_mode)
         self.links = [VethManager(dict(link, state=self.state), check_mode) for link in params.get('links') or []]
-        self.neighbours = [NeighbourManager(dict(n, state=self.state), check_mode)
-                           for n in params.get('neighbours') or []]
+        ends = {interface_key(end) for m in self.links for end in (m.local, m.peer)}
+        self.neighbours = []
+        for entry in params.get('neighbours') or []:
+            entry = dict(entry, state=self.state)
+            mac_of = entry.pop('mac_of', None)
+            if bool(mac_of) == bool(entry.get('mac')):
+                raise XdpkitError("neighbour %s: give mac or mac_of (the lab interface whose MAC it is), one of them"
+                                  % entry.get('address'))
+            if mac_of and mac_of not in ends:
+                raise XdpkitError("neighbour %s: mac_of '%s' is not an end of the lab's links (%s); name one as "
+                                  "INTERFACE for the host or NAMESPACE/INTERFACE" % (
+                                      entry.get('address'), mac_of, ', '.join(sorted(ends))))
+            # Its MAC is known once the links are made: the manager checks everything else now.
+            manager = NeighbourManager(dict(entry, mac=entry.get('mac') or '02:00:00:00:00:01'), check_mode)
+            self.neighbours.append((manager, mac_of))
         self.sysctls = SysctlSetManager({'sysctls': params.get('sysctls') or [], 'state': self.state}, check_mode)
         self.route_sets = _route_sets(params, check_mode)
         self.record = params.get('record') or None
@@ -131,7 +144,15 @@ class LabManager:
                         link[key] = dict(link[key], ifindex=0, mac=end['mac'] or PLACEHOLDER_MAC, predicted=True)
                 result['links'].append(link)
                 done['links'].append((manager, link))
-            result['neighbours'] = [self._run_part('neighbour %s' % m.address, m) for m in self.neighbours]
+            made = {}
+            for link in result['links']:
+                for end in (link['interface'], link['peer']):
+                    made[interface_key(end)] = end
+            result['neighbours'] = []
+            for manager, mac_of in self.neighbours:
+                if mac_of:
+                    manager.mac = made[mac_of]['mac']
+                result['neighbours'].append(self._run_part('neighbour %s' % manager.address, manager))
             result['sysctls'] = self._run_part('sysctls', self.sysctls) if self.sysctls.managers else None
             done['sysctls'] = result['sysctls']
             result['routes'] = [self._run_part('routes of %s' % (m.namespace or 'the host'), m)
@@ -165,7 +186,7 @@ class LabManager:
         result = {
             'sysctls': self.sysctls.run() if self.sysctls.managers else None,
             'routes': [m.run() for m in self.route_sets if m.namespace is None or m.namespace not in lab_namespaces],
-            'neighbours': [self._remove_neighbour(m) for m in self.neighbours
+            'neighbours': [self._remove_neighbour(m) for m, _mac_of in self.neighbours
                            if m.namespace is None or m.namespace not in lab_namespaces],
             'links': [m.run() for m in self.links],
         }

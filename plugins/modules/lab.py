@@ -115,9 +115,13 @@ options:
         type: str
         required: true
       mac:
-        description: Its MAC address.
+        description: Its MAC address. One of C(mac) and C(mac_of) is required.
         type: str
-        required: true
+      mac_of:
+        description:
+          - The lab interface whose MAC it is, C(INTERFACE) for a host end or C(NAMESPACE/INTERFACE) (the keys of
+            RV(interfaces)), for an end whose MAC the kernel chose when the lab made it.
+        type: str
       device:
         description: Interface the entry is on.
         type: str
@@ -245,7 +249,8 @@ def main():
             links=dict(type='list', elements='dict', default=[], options=veth_argument_spec()),
             neighbours=dict(type='list', elements='dict', default=[], options=dict(
                 address=dict(type='str', required=True),
-                mac=dict(type='str', required=True),
+                mac=dict(type='str'),
+                mac_of=dict(type='str'),
                 device=dict(type='str', required=True),
                 namespace=dict(type='str'),
             )),

@@ -21,7 +21,9 @@ def lab_args(names, **extra):
             {'name': 'pb', 'namespace': r, 'addresses': ['10.71.2.1/24', 'fd00:71:2::1/64'],
              'peer': {'name': 'veth0', 'namespace': b, 'addresses': ['10.71.2.2/24', 'fd00:71:2::2/64']}},
         ],
-        'neighbours': [{'namespace': a, 'device': 'veth0', 'address': '10.71.1.99', 'mac': '02:00:00:00:71:99'}],
+        'neighbours': [{'namespace': a, 'device': 'veth0', 'address': '10.71.1.99', 'mac': '02:00:00:00:71:99'},
+                       # The MAC the kernel gives r's port pb when the lab makes it.
+                       {'namespace': b, 'device': 'veth0', 'address': '10.71.2.98', 'mac_of': r + '/pb'}],
         'sysctls': [{'namespace': r, 'name': 'net.ipv4.conf.all.forwarding', 'value': '1'},
                     {'namespace': r, 'name': 'net.ipv6.conf.all.forwarding', 'value': '1'}],
         'routes': [{'namespace': a, 'dest': 'default', 'gateway': '10.71.1.1'},
@@ -62,6 +64,8 @@ def test_lab_check_build_rerun_traffic_and_remove(cleanup):
     with iproute(a) as ipr:
         assert made['interfaces'][a + '/veth0']['mac'] == get_link(ipr, 'veth0')['mac']
     assert '02:00:00:00:71:99' in in_ns(a, 'ip', 'neigh', 'show', 'dev', 'veth0').stdout
+    pb_mac = made['interfaces'][r + '/pb']['mac']
+    assert '10.71.2.98 lladdr %s PERMANENT' % pb_mac in in_ns(b, 'ip', 'neigh', 'show', 'dev', 'veth0').stdout
 
     # Real traffic through the router namespace's kernel, both families.
     assert in_ns(a, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '10.71.2.2', check=False).returncode == 0
@@ -72,11 +76,11 @@ def test_lab_check_build_rerun_traffic_and_remove(cleanup):
     assert again['interfaces'][r + '/pa']['ifindex'] == pa['ifindex']
     assert not run_module('lab', args, check=True)['changed']
 
-    # A drifted address is put back, with the default route the kernel dropped with it, and
-    # only those are reported.
+    # A drifted address is put back, with the default route and the neighbour entry the kernel
+    # dropped with it, and only those are reported.
     in_ns(b, 'ip', 'addr', 'del', '10.71.2.2/24', 'dev', 'veth0')
     fixed = run_module('lab', args, diff=True)
-    assert fixed['changed'] and sorted(fixed['diff']['after']) == ['links', 'routes'], fixed['diff']
+    assert fixed['changed'] and sorted(fixed['diff']['after']) == ['links', 'neighbours', 'routes'], fixed['diff']
     assert fixed['routes_changed'] == 1 and len(fixed['diff']['after']['links']) == 1
     assert not run_module('lab', args)['changed']
 
