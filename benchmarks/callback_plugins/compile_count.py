@@ -29,11 +29,26 @@ class CallbackModule(CallbackBase):
         self.totals = {'compiles': 0, 'compile_seconds': 0.0, 'loads': 0}
 
     def _count(self, result):
-        for item in [result] + list(result.get('results') or []):
-            if isinstance(item, dict) and 'compiled' in item:
-                self.totals['compiles'] += bool(item['compiled'])
-                self.totals['compile_seconds'] += float(item.get('compile_seconds') or 0)
-                self.totals['loads'] += bool(item.get('changed') and item.get('program'))
+        # One program per result, or many: a loop's results, or one run's programs and receivers
+        # (whose top-level compiled and compile_seconds only sum them up).
+        if not isinstance(result, dict):
+            return
+        batches = [result.get(key) for key in ('results', 'programs', 'receivers') if result.get(key)]
+        for batch in batches:
+            for item in batch:
+                self._count(item)
+        if 'program' in result and 'programs' not in result:
+            # One interface (with receivers, its own entry is the top level).
+            own = result.get('compile_seconds') or 0
+            if result.get('receivers'):
+                own -= sum(r.get('compile_seconds') or 0 for r in result['receivers'])
+                compiled = own > 0
+            else:
+                compiled = bool(result.get('compiled'))
+            self.totals['compiles'] += compiled
+            self.totals['compile_seconds'] += float(max(own, 0))
+            # With receivers, changed may be theirs alone: exact for a converge from nothing.
+            self.totals['loads'] += bool(result.get('program') and result.get('changed'))
 
     def v2_runner_on_ok(self, result):
         self._count(result._result)
