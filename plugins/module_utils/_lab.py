@@ -27,6 +27,9 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import S
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
 
 PLACEHOLDER_MAC = '00:00:00:00:00:00'
+# A valid stand-in for a mac_of neighbour's MAC while its entry is checked, before the lab's links
+# (and so the MAC) exist; replaced before the entry is written.
+STAND_IN_MAC = '02:00:00:00:00:01'
 
 
 def interface_key(view):
@@ -76,7 +79,7 @@ class LabManager:
                                   "INTERFACE for the host or NAMESPACE/INTERFACE" % (
                                       entry.get('address'), mac_of, ', '.join(sorted(ends))))
             # Its MAC is known once the links are made: the manager checks everything else now.
-            manager = NeighbourManager(dict(entry, mac=entry.get('mac') or '02:00:00:00:00:01'), check_mode)
+            manager = NeighbourManager(dict(entry, mac=entry.get('mac') or STAND_IN_MAC), check_mode)
             self.neighbours.append((manager, mac_of))
         self.sysctls = SysctlSetManager({'sysctls': params.get('sysctls') or [], 'state': self.state}, check_mode)
         self.route_sets = _route_sets(params, check_mode)

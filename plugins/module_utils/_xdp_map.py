@@ -94,7 +94,7 @@ class XdpMapManager:
             check_netns_name(self.namespace)
         self.entries = params.get('entries') or []
 
-    def _open(self):
+    def open_map(self):
         if not self.path.startswith('/sys/fs/bpf/') or '/../' in self.path:
             raise XdpkitError("map path %r is not under /sys/fs/bpf" % self.path)
         try:
@@ -107,12 +107,12 @@ class XdpMapManager:
         info = sysbpf.map_info(fd)
         return fd, info
 
-    def _would_be_created(self):
+    def would_be_created(self):
         # In check mode the program that pins the map has not really been attached yet (a fresh
         # host): predict instead of failing, so that --check tells the whole run's story.
         return not os.path.exists(self.path)
 
-    def _predicted(self):
+    def predicted(self):
         after = {} if self.state == 'absent' else {str(e['key']): str(e.get('value')) for e in self.entries}
         return {
             'changed': bool(after),
@@ -148,9 +148,9 @@ class XdpMapManager:
     def run(self):
         if self.namespace and not netns_exists(self.namespace):
             raise missing_netns_error(self.namespace)
-        if self.check_mode and self._would_be_created():
-            return self._predicted()
-        fd, info = self._open()
+        if self.check_mode and self.would_be_created():
+            return self.predicted()
+        fd, info = self.open_map()
         try:
             # Inside the namespace: DEVMAP values are ifindexes of the updating thread's namespace.
             with in_netns(self.namespace):
@@ -233,10 +233,10 @@ class XdpMapSetManager:
         opened, results = [], {}
         try:
             for index, manager in enumerate(self.managers):
-                if self.check_mode and manager._would_be_created():
-                    results[index] = manager._predicted()
+                if self.check_mode and manager.would_be_created():
+                    results[index] = manager.predicted()
                 else:
-                    opened.append((index, manager) + manager._open())
+                    opened.append((index, manager) + manager.open_map())
             with in_netns(self.namespace):
                 with iproute(None) as ipr:
                     plans = [(index, manager, manager.plan(fd, info, ipr)) for index, manager, fd, info in opened]
