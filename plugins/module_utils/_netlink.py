@@ -12,8 +12,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import importlib.machinery
+import importlib.util
 import ipaddress
 import socket
+import sys
 import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
@@ -22,8 +25,42 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
 
+
+def _defer_pyroute2_init():
+    """Import pyroute2's package without running its __init__ until a top-level name is asked for.
+
+    pyroute2's __init__ scans every installed distribution's entry points and imports all of its
+    APIs (ndb, ipdb, nftables, ...): about a third of a module start here, paid on every task,
+    while the modules only need IPRoute and the netlink messages. The package's own __init__ still
+    runs, once, the first time anything reads an attribute the package does not have yet
+    (`from pyroute2 import IPRoute` anywhere, by us or by pyroute2 itself), so nothing changes for
+    code that uses the package as usual.
+    """
+    if 'pyroute2' in sys.modules:
+        return
+    spec = importlib.util.find_spec('pyroute2')
+    if spec is None or spec.loader is None or not spec.submodule_search_locations:
+        return
+    package = importlib.util.module_from_spec(spec)
+
+    def finish_init(name):
+        # `from pyroute2 import config` asks for a submodule: the import system loads it.
+        if importlib.machinery.PathFinder.find_spec('pyroute2.' + name, package.__path__) is not None:
+            raise AttributeError(name)
+        del package.__getattr__
+        spec.loader.exec_module(package)
+        return getattr(package, name)
+
+    package.__getattr__ = finish_init
+    sys.modules['pyroute2'] = package
+
+
 try:
-    from pyroute2 import IPRoute
+    _defer_pyroute2_init()
+    try:
+        from pyroute2.iproute.linux import IPRoute
+    except ImportError:  # another pyroute2 layout: the package's own export
+        from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
