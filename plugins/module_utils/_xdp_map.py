@@ -19,6 +19,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     check_netns_name,
     describe_ns,
     normalize_mac,
+    validate_ifname,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
     get_link,
@@ -47,7 +48,7 @@ class PortCodec:
     def encode(self, text, what):
         if isinstance(text, int) or (isinstance(text, str) and text.isdigit()):
             return struct.pack('=I', int(text))
-        link = get_link(self.ipr, str(text))
+        link = get_link(self.ipr, str(text)) if validate_ifname(str(text)) is None else None
         if link is None:
             raise MissingDependency("%s: interface '%s' does not exist in %s (existing: %s)" % (
                 what, text, describe_ns(self.namespace), ', '.join(link_names(self.ipr))))
@@ -72,6 +73,23 @@ class MacCodec:
     @staticmethod
     def decode(raw):
         return ':'.join('%02x' % b for b in raw[:6])
+
+
+def check_entry_text(value, ipr, namespace, what):
+    """What an entry can be checked for before its map exists (the program that declares it is
+    not loaded yet): an ifindex, an interface in the namespace, or a MAC address."""
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return
+    text = str(value)
+    try:
+        normalize_mac(text)
+        return
+    except XdpkitError:
+        pass
+    if validate_ifname(text) is None and get_link(ipr, text) is not None:
+        return
+    raise XdpkitError("%s: %r is neither an interface in %s (existing: %s) nor a MAC address" % (
+        what, text, describe_ns(namespace), ', '.join(link_names(ipr))))
 
 
 def plan_entries(before, wanted, state, exclusive):
@@ -122,6 +140,15 @@ class XdpMapManager:
             'warnings': ['%s is not pinned yet; a real run needs the program that declares it attached first '
                          '(in this check-mode run, the entries are shown as given)' % self.path] if after else [],
         }
+
+    def check_entries(self, ipr):
+        for number, entry in enumerate(self.entries, 1):
+            what = '%s entry %d' % (os.path.basename(self.path), number)
+            check_entry_text(entry['key'], ipr, self.namespace, what + ' key')
+            if self.state == 'present':
+                if entry.get('value') is None:
+                    raise XdpkitError('%s: a value is needed with state=present' % what)
+                check_entry_text(entry['value'], ipr, self.namespace, what + ' value')
 
     def _codecs(self, info, ipr):
         if info['type'] in PORT_MAP_TYPES and info['key_size'] == 4 and info['value_size'] == 4:
@@ -226,6 +253,23 @@ class XdpMapSetManager:
             raise XdpkitError('maps: the list is empty; give at least one map')
         self.managers = [XdpMapManager(dict(m, namespace=self.namespace, state=params['state']), check_mode)
                          for m in params['maps']]
+
+    def check_before_changes(self):
+        """For the program that declares these maps, before it changes anything: every entry checked
+        for what it can be, and every map already pinned planned in full (its type, its capacity)."""
+        if self.namespace and not netns_exists(self.namespace):
+            raise missing_netns_error(self.namespace)
+        with in_netns(self.namespace):
+            with iproute(None) as ipr:
+                for manager in self.managers:
+                    manager.check_entries(ipr)
+                    if manager.would_be_created():
+                        continue
+                    fd, info = manager.open_map()
+                    try:
+                        manager.plan(fd, info, ipr)
+                    finally:
+                        os.close(fd)
 
     def run(self):
         if self.namespace and not netns_exists(self.namespace):

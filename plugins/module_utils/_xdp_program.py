@@ -35,6 +35,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
     missing_netns_error,
     netns_exists,
 )
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import XdpMapSetManager
 
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
@@ -332,6 +333,23 @@ def _interface_item(item, namespace):
 RECEIVER_PROGRAM = 'xdp_pass.c'
 
 
+def _map_entries_manager(params, managers, namespace, check_mode):
+    """The maps of map_entries, in the maps_dir every interface's program shares."""
+    dirs = sorted({manager.maps_dir for manager in managers})
+    if len(dirs) > 1:
+        raise XdpkitError('map_entries: the interfaces keep their maps in different directories (%s); give '
+                          'maps_dir, the directory their programs share' % ', '.join(dirs))
+    maps = []
+    for item in params['map_entries']:
+        name = item.get('name') or ''
+        if not name or '/' in name or name in ('.', '..'):
+            raise XdpkitError("map_entries: %r is not the name of a map pinned in maps_dir (%s); give the map's "
+                              "name as the program declares it, e.g. tx_ports" % (name, dirs[0]))
+        maps.append({'path': os.path.join(dirs[0], name), 'entries': item.get('entries') or [],
+                     'exclusive': bool(item.get('exclusive'))})
+    return XdpMapSetManager({'namespace': namespace, 'state': 'present', 'maps': maps}, check_mode)
+
+
 class XdpProgramSetManager:
     """One program on many interfaces in one call (a router's ports), and xdp_pass on the
     veth ends that receive what it redirects: one module start, one read of the sources, one
@@ -363,6 +381,12 @@ class XdpProgramSetManager:
                                source_files=params.get('receiver_source_files'),
                                source_main=RECEIVER_PROGRAM if params['state'] == 'present' else None)
         self.receivers = [XdpProgramManager(dict(receiver_params, **item), check_mode) for item in receivers]
+        # What the run would take back if the map entries fail after the programs changed.
+        self._absent = [dict(params, state='absent', **item) for item in items] + \
+            [dict(receiver_params, state='absent', **item) for item in receivers]
+        self.map_entries = None
+        if params.get('map_entries') and params['state'] == 'present':
+            self.map_entries = _map_entries_manager(params, self.managers, namespace, check_mode)
 
     def _inspect_all(self, managers):
         found, warnings = [], []
@@ -377,8 +401,35 @@ class XdpProgramSetManager:
                 found.append('predicted')
         return found, warnings
 
+    def _check_map_entries(self):
+        try:
+            self.map_entries.check_before_changes()
+        except MissingDependency as exc:
+            if not self.check_mode:
+                raise
+            return ['check mode: %s; assuming an earlier task of this run creates it' % exc]
+        return []
+
+    def _fill_maps(self, results):
+        try:
+            return self.map_entries.run()
+        except XdpkitError as exc:
+            # Checked before any change, so this is a map the program has just created (its type or
+            # size): take back what this run attached where nothing was attached before.
+            taken_back = []
+            for params, result in zip(self._absent, results):
+                if not self.check_mode and result['changed'] and result['diff']['before'] is None:
+                    XdpProgramManager(params, self.check_mode).run()
+                    taken_back.append(params['interface'])
+            if taken_back:
+                raise type(exc)('%s (the programs this run attached are detached again: %s)' % (
+                    exc, ', '.join(taken_back)))
+            raise
+
     def run(self):
         found, warnings = self._inspect_all(self.managers + self.receivers)
+        if self.map_entries:
+            warnings += self._check_map_entries()
         results = []
         for manager, state in zip(self.managers + self.receivers, found):
             if state == 'predicted':
@@ -386,19 +437,26 @@ class XdpProgramSetManager:
                                 'diff': {'before': None, 'after': None}, 'compiled': False, 'compile_seconds': 0.0})
             else:
                 results.append(manager.run(state))
+        filled = self._fill_maps(results) if self.map_entries else None
         programs, receivers = results[:len(self.managers)], results[len(self.managers):]
         result = dict(programs[0]) if self.single else {
             'programs': [_without_diff(r) for r in programs],
             'diff': {'before': [r['diff']['before'] for r in programs if r['changed']],
                      'after': [r['diff']['after'] for r in programs if r['changed']]},
         }
-        if self.receivers:
-            result['receivers'] = [_without_diff(r) for r in receivers]
-            result['diff'] = {'before': {'programs': result['diff']['before'],
-                                         'receivers': [r['diff']['before'] for r in receivers if r['changed']]},
-                              'after': {'programs': result['diff']['after'],
-                                        'receivers': [r['diff']['after'] for r in receivers if r['changed']]}}
-        result.update(changed=any(r['changed'] for r in results), compiled=any(r['compiled'] for r in results),
+        if self.receivers or filled:
+            before, after = {'programs': result['diff']['before']}, {'programs': result['diff']['after']}
+            if self.receivers:
+                result['receivers'] = [_without_diff(r) for r in receivers]
+                before['receivers'] = [r['diff']['before'] for r in receivers if r['changed']]
+                after['receivers'] = [r['diff']['after'] for r in receivers if r['changed']]
+            if filled:
+                result['map_entries'] = filled['maps']
+                before['map_entries'], after['map_entries'] = filled['diff']['before'], filled['diff']['after']
+                warnings += filled['warnings']
+            result['diff'] = {'before': before, 'after': after}
+        result.update(changed=any(r['changed'] for r in results) or bool(filled and filled['changed']),
+                      compiled=any(r['compiled'] for r in results),
                       compile_seconds=sum(r['compile_seconds'] for r in results), warnings=warnings)
         return result
 

@@ -77,6 +77,42 @@ options:
   receiver_source_files:
     description: The C(xdp_pass) sources for O(receivers); set by the action plugin.
     type: dict
+  map_entries:
+    description:
+      - Entries to keep in maps the program pins in O(maps_dir) (a port map, a MAC table), written in the same run
+        after the program is attached, as M(xdpkit.forwarding.xdp_map) writes them (one module start instead of
+        two). Interface names are resolved in O(namespace).
+      - Every entry is checked before anything changes (an ifindex, an interface that exists, or a MAC address),
+        and so is every map that is already pinned (its type, its capacity). A map the program creates in this
+        run can only be checked once it is loaded; when it cannot take the entries, the programs this run
+        attached where none was are detached again and the run fails.
+      - With O(interfaces), the interfaces must share one O(maps_dir). Ignored with O(state=absent), which
+        removes the maps with the program. The result is RV(map_entries).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The map's name in O(maps_dir), as the program declares it (for example C(tx_ports)).
+        type: str
+        required: true
+      entries:
+        description: Entries, each with C(key) and C(value) (interface name, ifindex or MAC address).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          key:
+            description: Interface name, ifindex or MAC address.
+            type: raw
+            required: true
+          value:
+            description: Interface name, ifindex or MAC address.
+            type: raw
+            required: true
+      exclusive:
+        description: Remove the map's entries that are not listed.
+        type: bool
+        default: false
   namespace:
     description: Namespace of the interface; omitted means the host namespace.
     type: str
@@ -207,6 +243,21 @@ EXAMPLES = r'''
       - {interface: veth0, namespace: uno}
       - {interface: veth0, namespace: dos}
 
+- name: bpf_redirect_map between two ports, its port map and MAC table filled in the same run
+  xdpkit.forwarding.xdp_program:
+    interfaces: [uno, dos]
+    program: xdp_redirect_map
+    maps_dir: /sys/fs/bpf/xdpkit/map
+    map_entries:
+      - name: tx_ports
+        entries: [{key: uno, value: dos}, {key: dos, value: uno}]
+        exclusive: true
+      - name: mac_table
+        entries:
+          - {key: "02:00:00:00:00:01", value: "02:00:00:00:00:02"}
+          - {key: "02:00:00:00:00:02", value: "02:00:00:00:00:01"}
+        exclusive: true
+
 - name: Detach and unpin
   xdpkit.forwarding.xdp_program:
     interface: uno
@@ -297,6 +348,14 @@ receivers:
   returned: success, with O(receivers)
   type: list
   elements: dict
+map_entries:
+  description:
+    - With O(map_entries), one entry per map in the given order, each with C(path), C(changed), C(entries) (all
+      entries of the map after the run, key to value, as text) and C(map) (path, type, max_entries, id), as the
+      C(maps) result of M(xdpkit.forwarding.xdp_map).
+  returned: success, with O(map_entries) and O(state=present)
+  type: list
+  elements: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -318,6 +377,14 @@ def main():
             interfaces=dict(type='list', elements='raw'),
             receivers=dict(type='list', elements='raw'),
             receiver_source_files=dict(type='dict'),
+            map_entries=dict(type='list', elements='dict', options=dict(
+                name=dict(type='str', required=True),
+                entries=dict(type='list', elements='dict', default=[], options=dict(
+                    key=dict(type='raw', required=True),
+                    value=dict(type='raw', required=True),
+                )),
+                exclusive=dict(type='bool', default=False),
+            )),
             namespace=dict(type='str'),
             program=dict(type='str'),
             src=dict(type='path'),
@@ -338,7 +405,7 @@ def main():
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    batch = module.params['interfaces'] is not None or module.params['receivers']
+    batch = module.params['interfaces'] is not None or module.params['receivers'] or module.params['map_entries']
     run_manager(module, XdpProgramSetManager if batch else XdpProgramManager)
 
 
