@@ -133,14 +133,36 @@ def program_uses_pins(prog_id, paths):
         used = set(sysbpf.prog_map_ids(fd))
     finally:
         os.close(fd)
+    used_names = None
     for path in paths:
         try:
             map_fd = sysbpf.obj_get(path)
         except OSError:
             return False
         try:
-            if sysbpf.map_info(map_fd)['id'] not in used:
-                return False
+            info = sysbpf.map_info(map_fd)
         finally:
             os.close(map_fd)
+        if info['id'] in used:
+            continue
+        # A map the code never reads (user space fills and reads it) is not among the program's maps;
+        # an orphan is: the program holds another map of that name.
+        if used_names is None:
+            used_names = _map_names(used)
+        if info['name'] in used_names:
+            return False
     return True
+
+
+def _map_names(map_ids):
+    names = set()
+    for map_id in map_ids:
+        try:
+            fd = sysbpf.map_fd_by_id(map_id)
+        except OSError:
+            continue
+        try:
+            names.add(sysbpf.map_info(fd)['name'])
+        finally:
+            os.close(fd)
+    return names

@@ -40,7 +40,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import X
 # Hardcoded programs compile a new define set for every lab they are built for: keep the most
 # recently used entries only.
 MAX_ENTRIES = 64
-FORMAT = 1
+FORMAT = 2  # 2: maps the source pins but never reads are kept too
 
 BPF_LD_IMM64 = 0x18
 BPF_PSEUDO_MAP_FD = 1
@@ -236,21 +236,30 @@ def describe(insns, license_text, function, text, pin_dir, maps_dir):
     for role, name in pin_declarations(text):
         fd = sysbpf.obj_get(os.path.join(dirs[role], name))
         try:
-            pinned[sysbpf.map_info(fd)['id']] = (role, name)
+            info = sysbpf.map_info(fd)
+            pinned[info['id']] = (role, name, info)
         finally:
             os.close(fd)
-    maps, slots, index_of_fd = [], [], {}
+
+    def spec(map_id):
+        role, name, info = pinned[map_id]
+        return {'dir': role, 'pin': name, 'name': info['name'], 'type': info['type_id'],
+                'key_size': info['key_size'], 'value_size': info['value_size'],
+                'max_entries': info['max_entries'], 'flags': info['flags']}
+
+    maps, slots, index_of_fd, used = [], [], {}, set()
     for insn, fd in map_slots(insns):
         if fd not in index_of_fd:
             info = sysbpf.map_info(fd)
             if info['id'] not in pinned:
                 raise NotReusable('map %s is not pinned' % info['name'])
-            role, name = pinned[info['id']]
             index_of_fd[fd] = len(maps)
-            maps.append({'dir': role, 'pin': name, 'name': info['name'], 'type': info['type_id'],
-                         'key_size': info['key_size'], 'value_size': info['value_size'],
-                         'max_entries': info['max_entries'], 'flags': info['flags']})
+            used.add(info['id'])
+            maps.append(spec(info['id']))
         slots.append([insn, index_of_fd[fd]])
+    # Maps the source pins but the code never reads (filled and read from user space only):
+    # bcc made them at the compile, so a load of the kept program makes them too.
+    maps.extend(spec(map_id) for map_id in sorted(pinned) if map_id not in used)
     return {'function': function, 'license': license_text, 'insns': bytes(insns), 'maps': maps, 'slots': slots}
 
 

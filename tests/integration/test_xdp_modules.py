@@ -215,15 +215,19 @@ def test_xdp_map_mac_table_and_namespace_resolution(pair):
     assert not run_module('xdp_map', both)['changed']
 
 
-def test_xdp_map_bad_input_and_full_map(pair):
-    names = pair
+def tiny_program():
+    """A program with a MAC table of two entries, passed inline."""
     small = ('#include "xdpkit.h"\n'
              'BPF_TABLE_PINNED("hash", struct { unsigned char a[6]; }, struct { unsigned char a[6]; }, '
              'tiny, 2, XDPKIT_MAPS_DIR "/tiny");\n'
              'int tiny_prog(struct xdp_md *ctx) { return xdpkit_record(ctx, XDP_PASS); }\n')
     header = open(os.path.join(ROOT, 'bpf', 'xdpkit.h')).read()
-    res = run_module('xdp_program', {'interface': names('h'), 'source_main': 'tiny_prog.c',
-                                     'source_files': {'tiny_prog.c': small, 'xdpkit.h': header}})
+    return {'source_main': 'tiny_prog.c', 'source_files': {'tiny_prog.c': small, 'xdpkit.h': header}}
+
+
+def test_xdp_map_bad_input_and_full_map(pair):
+    names = pair
+    res = run_module('xdp_program', dict(tiny_program(), interface=names('h')))
     assert res['changed'], res
     tiny = res['maps']['tiny']
     three = [{'key': '02:00:00:00:00:0%d' % i, 'value': '02:00:00:00:01:00'} for i in range(3)]
@@ -240,6 +244,73 @@ def test_xdp_map_bad_input_and_full_map(pair):
         assert result.get('failed'), (args, result)
         assert fragment in result['msg'], (fragment, result['msg'])
     assert run_module('xdp_map', {'path': tiny, 'entries': []})['entries'] == {}, 'nothing half-written'
+
+
+def test_xdp_program_fills_its_maps_in_the_same_run(pair):
+    names = pair
+    host, maps_dir = names('h'), '/sys/fs/bpf/xdpkit/' + names('m')
+    mac_a, mac_b = '02:00:00:00:00:0a', '02:00:00:00:00:0b'
+    args = {'interfaces': [host], 'program': 'xdp_redirect_map', 'maps_dir': maps_dir, 'map_entries': [
+        {'name': 'tx_ports', 'entries': [{'key': host, 'value': host}], 'exclusive': True},
+        {'name': 'mac_table', 'entries': [{'key': mac_a, 'value': mac_b}], 'exclusive': True}]}
+
+    # Bad entries fail before anything is attached or pinned.
+    ports, macs = args['map_entries']
+    for bad, fragment in (([ports, dict(macs, entries=[{'key': 'zz', 'value': mac_b}])],
+                           "'zz' is neither an interface in the host namespace"),
+                          ([dict(ports, entries=[{'key': 'nope0', 'value': host}]), macs], "'nope0'"),
+                          ([ports, dict(macs, name='../x')], 'is not the name of a map')):
+        failed = run_module('xdp_program', dict(args, map_entries=bad))
+        assert failed.get('failed') and fragment in failed['msg'], failed
+        assert attached(host) is None and not os.path.exists(maps_dir), 'nothing half-made'
+
+    checked = run_module('xdp_program', args, check=True, diff=True)
+    assert checked['changed'] and attached(host) is None
+    assert [m['entries'] for m in checked['map_entries']] == [{host: host}, {mac_a: mac_b}]
+    assert any('not pinned yet' in w for w in checked['warnings'])
+
+    first = run_module('xdp_program', args, diff=True)
+    assert first['changed'] and attached(host)['prog_id'] == first['programs'][0]['program']['prog_id']
+    assert [m['path'] for m in first['map_entries']] == [maps_dir + '/tx_ports', maps_dir + '/mac_table']
+    assert [m['entries'] for m in first['map_entries']] == [{host: host}, {mac_a: mac_b}]
+    assert first['diff']['after']['map_entries'] == {maps_dir + '/tx_ports': {host: host},
+                                                     maps_dir + '/mac_table': {mac_a: mac_b}}
+    assert run_module('xdp_map', {'path': maps_dir + '/mac_table', 'entries': []})['entries'] == {mac_a: mac_b}
+    assert not run_module('xdp_program', args)['changed']
+
+    # A map entry changed behind its back is put back; the program stays as it is.
+    run_module('xdp_map', {'path': maps_dir + '/mac_table', 'entries': [{'key': mac_a, 'value': mac_a}]})
+    mended = run_module('xdp_program', args, diff=True)
+    assert mended['changed'] and mended['map_entries'][1]['entries'] == {mac_a: mac_b}
+    assert mended['programs'][0]['program']['prog_id'] == first['programs'][0]['program']['prog_id']
+    assert mended['diff']['before']['map_entries'] == {maps_dir + '/mac_table': {mac_a: mac_a}}
+
+    # Too many entries for a map that is pinned already: refused before any change.
+    full = dict(args, map_entries=[ports, dict(macs, entries=[
+        {'key': '02:00:00:00:%02x:%02x' % (i // 256, i % 256), 'value': mac_b} for i in range(1100)])])
+    refused = run_module('xdp_program', full)
+    assert refused.get('failed') and 'is full' in refused['msg'], refused
+    assert run_module('xdp_map', {'path': maps_dir + '/mac_table', 'entries': []})['entries'] == {mac_a: mac_b}
+
+    gone = run_module('xdp_program', dict(args, state='absent'))
+    assert gone['changed'] and attached(host) is None and not os.path.exists(maps_dir)
+
+
+def test_xdp_program_takes_back_a_fresh_attach_whose_new_map_cannot_take_the_entries(pair):
+    names = pair
+    three = [{'key': '02:00:00:00:00:0%d' % i, 'value': '02:00:00:00:01:00'} for i in range(3)]
+    args = dict(tiny_program(), interface='veth0', namespace=names('ns'),
+                map_entries=[{'name': 'tiny', 'entries': three}])
+    failed = run_module('xdp_program', args)
+    assert failed.get('failed') and 'is full' in failed['msg'] and 'detached again: veth0' in failed['msg'], failed
+    assert attached('veth0', names('ns')) is None
+    two = dict(args, map_entries=[{'name': 'tiny', 'entries': three[:2]}])
+    done = run_module('xdp_program', two)
+    assert done['changed'] and len(done['map_entries'][0]['entries']) == 2
+    # The program never reads tiny (user space fills it): it is still up to date, and so is its map.
+    again = run_module('xdp_program', two)
+    assert not again['changed'] and again['program']['prog_id'] == done['program']['prog_id'], again
+    assert run_module('xdp_program', dict(args, state='absent'))['changed']
 
 
 def test_router_on_two_host_ports_forwards_pings_between_namespaces(cleanup):
