@@ -380,7 +380,7 @@ def main():
             map_entries=dict(type='list', elements='dict', options=dict(
                 name=dict(type='str', required=True),
                 entries=dict(type='list', elements='dict', default=[], options=dict(
-                    key=dict(type='raw', required=True),
+                    key=dict(type='raw', required=True, no_log=False),
                     value=dict(type='raw', required=True),
                 )),
                 exclusive=dict(type='bool', default=False),
