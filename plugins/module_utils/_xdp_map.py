@@ -86,10 +86,12 @@ def check_entry_text(value, ipr, namespace, what):
         return
     except XdpkitError:
         pass
-    if validate_ifname(text) is None and get_link(ipr, text) is not None:
-        return
-    raise XdpkitError("%s: %r is neither an interface in %s (existing: %s) nor a MAC address" % (
-        what, text, describe_ns(namespace), ', '.join(link_names(ipr))))
+    if validate_ifname(text) is not None:
+        raise XdpkitError("%s: %r is neither an interface name nor a MAC address" % (what, text))
+    if get_link(ipr, text) is None:
+        # Missing, not malformed: check mode may not have made it (an earlier task of the run would).
+        raise MissingDependency("%s: %r is neither an interface in %s (existing: %s) nor a MAC address" % (
+            what, text, describe_ns(namespace), ', '.join(link_names(ipr))))
 
 
 def plan_entries(before, wanted, state, exclusive):
