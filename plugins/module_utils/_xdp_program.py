@@ -381,12 +381,12 @@ class XdpProgramSetManager:
                                source_files=params.get('receiver_source_files'),
                                source_main=RECEIVER_PROGRAM if params['state'] == 'present' else None)
         self.receivers = [XdpProgramManager(dict(receiver_params, **item), check_mode) for item in receivers]
-        # What the run would take back if the map entries fail after the programs changed.
-        self._absent = [dict(params, state='absent', **item) for item in items] + \
-            [dict(receiver_params, state='absent', **item) for item in receivers]
         self.map_entries = None
         if params.get('map_entries') and params['state'] == 'present':
             self.map_entries = _map_entries_manager(params, self.managers, namespace, check_mode)
+            # What the run takes back if the entries fail after the programs changed.
+            self._absent = [dict(params, state='absent', **item) for item in items] + \
+                [dict(receiver_params, state='absent', **item) for item in receivers]
 
     def _inspect_all(self, managers):
         found, warnings = [], []
