@@ -36,6 +36,15 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
 PORT_MAP_TYPES = ('devmap', 'devmap_hash')
 
 
+def entries_argument_spec(value_required=False):
+    """The `entries` option of a map: for xdp_map (a value is not needed to delete) and for
+    xdp_program's map_entries (always set, so always a value)."""
+    return dict(type='list', elements='dict', default=[], options=dict(
+        key=dict(type='raw', required=True, no_log=False),
+        value=dict(type='raw', required=value_required),
+    ))
+
+
 class PortCodec:
     """Interface names <-> ifindex bytes, resolved in one namespace."""
 

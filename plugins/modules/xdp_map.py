@@ -154,7 +154,11 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import XdpMapManager, XdpMapSetManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import (
+    XdpMapManager,
+    XdpMapSetManager,
+    entries_argument_spec,
+)
 
 
 def main():
@@ -163,17 +167,11 @@ def main():
             path=dict(type='str'),
             maps=dict(type='list', elements='dict', options=dict(
                 path=dict(type='str', required=True),
-                entries=dict(type='list', elements='dict', default=[], options=dict(
-                    key=dict(type='raw', required=True, no_log=False),
-                    value=dict(type='raw'),
-                )),
+                entries=entries_argument_spec(),
                 exclusive=dict(type='bool', default=False),
             )),
             namespace=dict(type='str'),
-            entries=dict(type='list', elements='dict', default=[], options=dict(
-                key=dict(type='raw', required=True, no_log=False),
-                value=dict(type='raw'),
-            )),
+            entries=entries_argument_spec(),
             exclusive=dict(type='bool', default=False),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),

@@ -364,6 +364,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import entries_argument_spec
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import (
     XdpProgramManager,
     XdpProgramSetManager,
@@ -379,10 +380,7 @@ def main():
             receiver_source_files=dict(type='dict'),
             map_entries=dict(type='list', elements='dict', options=dict(
                 name=dict(type='str', required=True),
-                entries=dict(type='list', elements='dict', default=[], options=dict(
-                    key=dict(type='raw', required=True, no_log=False),
-                    value=dict(type='raw', required=True),
-                )),
+                entries=entries_argument_spec(value_required=True),
                 exclusive=dict(type='bool', default=False),
             )),
             namespace=dict(type='str'),
