@@ -34,6 +34,10 @@ BPF_OBJ_GET = 7
 BPF_PROG_GET_FD_BY_ID = 13
 BPF_MAP_GET_FD_BY_ID = 14
 BPF_OBJ_GET_INFO_BY_FD = 15
+BPF_PROG_QUERY = 16
+# Attach types of tcx (6.6+): BPF programs on a device's ingress / egress, without a qdisc.
+BPF_TCX_INGRESS = 46
+BPF_TCX_EGRESS = 47
 
 BPF_ANY = 0
 
@@ -78,6 +82,15 @@ class ObjAttr(ctypes.Structure):
 class GetIdAttr(ctypes.Structure):
     """BPF_*_GET_FD_BY_ID and BPF_*_GET_NEXT_ID."""
     _fields_ = [('id', ctypes.c_uint32), ('next_id', ctypes.c_uint32), ('open_flags', ctypes.c_uint32)]
+
+
+class QueryAttr(ctypes.Structure):
+    """BPF_PROG_QUERY; for tcx `target` is the ifindex, in the caller's network namespace.
+    Whole, unlike the others: the kernel writes `revision` back whatever size it is told."""
+    _fields_ = [('target', ctypes.c_uint32), ('attach_type', ctypes.c_uint32), ('query_flags', ctypes.c_uint32),
+                ('attach_flags', ctypes.c_uint32), ('prog_ids', ctypes.c_uint64), ('prog_cnt', ctypes.c_uint32),
+                ('_pad', ctypes.c_uint32), ('prog_attach_flags', ctypes.c_uint64), ('link_ids', ctypes.c_uint64),
+                ('link_attach_flags', ctypes.c_uint64), ('revision', ctypes.c_uint64)]
 
 
 class InfoAttr(ctypes.Structure):
@@ -213,6 +226,14 @@ def prog_map_ids(fd):
     ids = (ctypes.c_uint32 * max(count, 1))()
     info = _info(fd, BpfProgInfo(nr_map_ids=count, map_ids=ctypes.addressof(ids)))
     return list(ids)[:min(count, info.nr_map_ids)]
+
+
+def prog_query(target, attach_type, limit=64):
+    """Ids of the programs attached to `target` (an ifindex for tcx) with `attach_type`."""
+    ids = (ctypes.c_uint32 * limit)()
+    attr = QueryAttr(target=target, attach_type=attach_type, prog_ids=ctypes.addressof(ids), prog_cnt=limit)
+    bpf(BPF_PROG_QUERY, attr)
+    return list(ids)[:min(attr.prog_cnt, limit)]
 
 
 # -- programs -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ownership
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _traffic_control
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     MissingDependency,
@@ -27,6 +28,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netfilter impor
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
     get_addresses,
     get_link,
+    get_link_by_index,
     iproute,
     require_link,
 )
@@ -135,6 +137,7 @@ class XdpProgramManager:
         self.defines = params.get('defines') or {}
         self.force = bool(params.get('force'))
         self.netfilter = params.get('netfilter') or 'refuse'
+        self.traffic_control = params.get('traffic_control') or 'refuse'
         if self.state == 'present' and not self.source_main:
             raise XdpkitError("xdp_program on '%s': give program (a name from the collection's bpf/) or src" %
                               self.interface)
@@ -167,7 +170,7 @@ class XdpProgramManager:
     # -- the run -------------------------------------------------------------------------
     def inspect(self):
         """Read what is there and raise on whatever would make the run fail (a missing
-        namespace or link, another tool's program, netfilter rules the program would skip),
+        namespace or link, another tool's program, netfilter rules or traffic control the program would skip),
         before anything changes. None when a namespace that is gone leaves nothing to read."""
         if self.namespace and not netns_exists(self.namespace):
             if self.state == 'absent':
@@ -188,11 +191,29 @@ class XdpProgramManager:
                  'ours': ours, 'before': before, 'text': None}
         if self.state == 'present':
             found['text'] = _bpf_source.flatten_sources(self.source_main, self.source_files)
-            if self.netfilter == 'refuse' and _bpf_source.forwards_frames(found['text']):
+            forwards = _bpf_source.forwards_frames(found['text'])
+            if forwards and self.netfilter == 'refuse':
                 chains = bypassed_chains(self.namespace)
                 if chains:
                     raise refusal(self.namespace, self.interface, self.function, chains)
+            if forwards and self.traffic_control == 'refuse':
+                objects = _traffic_control.bypassed_objects(self.namespace, self._forwarding_ports(link))
+                if objects:
+                    raise _traffic_control.refusal(self.namespace, self.interface, self.function, objects)
         return found
+
+    def _forwarding_ports(self, link):
+        """(name, ifindex, directions) of the ports whose tc a forwarding program skips: its own
+        (frames arrive there and, for the router and map programs, leave by it), and the fixed
+        egress port of xdp_redirect (DEST_IFINDEX)."""
+        ports = [(self.interface, link['ifindex'], ('ingress', 'egress'))]
+        dest = self.defines.get('DEST_IFINDEX')
+        if dest is not None and str(dest).isdigit() and int(dest) != link['ifindex']:
+            with iproute(self.namespace) as ipr:
+                egress = get_link_by_index(ipr, int(dest))
+            if egress:
+                ports.append((egress['name'], egress['ifindex'], ('egress',)))
+        return ports
 
     def run(self, found=False):
         if found is False:
@@ -354,7 +375,7 @@ class XdpProgramSetManager:
     """One program on many interfaces in one call (a router's ports), and xdp_pass on the
     veth ends that receive what it redirects: one module start, one read of the sources, one
     compile per program. Every interface is inspected (namespace, link, another tool's
-    program, netfilter) before any is changed, so bad input fails with nothing changed; then
+    program, netfilter, traffic control) before any is changed, so bad input fails with nothing changed; then
     each converges in order, each whole."""
 
     def __init__(self, params, check_mode=False):

@@ -37,6 +37,11 @@ description:
     namespace's netfilter state and fails, naming the chains, when nftables or iptables
     (nft or legacy) chains on the prerouting, forward, postrouting (or netdev ingress / egress)
     hooks have rules or a drop policy, unless O(netfilter=bypass).
+  - They skip traffic control too (tc ingress of the port a frame arrives on, and the qdisc, tc egress
+    and tcx programs of the port it leaves by, since a redirect goes straight to the driver). The module fails,
+    naming them, when the interface (and the C(DEST_IFINDEX) of C(xdp_redirect)) has tc filters, tcx
+    programs or a qdisc someone configured (a non-zero handle; the kernel's own default qdiscs only
+    queue), unless O(traffic_control=bypass).
   - Programs that declare a port table (C(XDPKIT_PORT_TABLE) in C(bpf/xdpkit.h), as
     C(xdp_router) does) get the port's MAC and its effective C(rp_filter) and C(accept_local)
     written there; a re-run refreshes them when the sysctls or the MAC changed since.
@@ -60,8 +65,8 @@ options:
         such as the C(node) of a lab plan's C(lab_peers), are ignored), to get
         the same program, defines and mode in one run (one module start and one compile instead of one per
         interface), for example a router's ports.
-      - Every interface is checked first (namespace, link, another tool's program, netfilter), so bad input
-        fails before anything changes; then each converges in order with its own default O(pin_dir).
+      - Every interface is checked first (namespace, link, another tool's program, netfilter, traffic control), so
+        bad input fails before anything changes; then each converges in order with its own default O(pin_dir).
       - The result is RV(programs), one entry per interface.
     type: list
     elements: raw
@@ -70,7 +75,7 @@ options:
       - veth ends that receive what the program redirects, each a name (in O(namespace)) or a dict with
         C(interface) and C(namespace). A veth delivers frames redirected into it only when its peer has an XDP
         program (or GRO on), so each gets the collection's C(xdp_pass) in the same run (O(state=absent) detaches
-        it), with the same O(mode), O(force) and O(netfilter), each on its own default pin dir.
+        it), with the same O(mode), O(force), O(netfilter) and O(traffic_control), each on its own default pin dir.
       - They are checked with the interfaces before anything changes. The result is RV(receivers).
     type: list
     elements: raw
@@ -177,6 +182,17 @@ options:
     type: str
     choices: [refuse, bypass]
     default: refuse
+  traffic_control:
+    description:
+      - What to do when the program forwards frames (redirect or C(XDP_TX)) and its ports have traffic control
+        it would skip.
+      - V(refuse) fails and names the tc filters, tcx programs and configured qdiscs found.
+      - V(bypass) attaches anyway. Forwarded traffic then skips the ingress filters of the port it arrives on
+        and the qdisc (shaping, queueing discipline, netem), filters and tcx programs of the port it leaves by;
+        only traffic the program hands to the kernel still meets them.
+    type: str
+    choices: [refuse, bypass]
+    default: refuse
   state:
     description: Whether the program should be attached.
     type: str
@@ -269,6 +285,13 @@ EXAMPLES = r'''
     program: xdp_router
     maps_dir: /sys/fs/bpf/xdpkit/router
     netfilter: bypass
+
+- name: Route with XDP on a port whose egress shaping is meant for locally sent traffic only
+  xdpkit.forwarding.xdp_program:
+    interface: eth1
+    program: xdp_router
+    maps_dir: /sys/fs/bpf/xdpkit/router
+    traffic_control: bypass
 
 - name: Take over from a program another tool attached
   xdpkit.forwarding.xdp_program:
@@ -395,6 +418,7 @@ def main():
             source_main=dict(type='str'),
             force=dict(type='bool', default=False),
             netfilter=dict(type='str', default='refuse', choices=['refuse', 'bypass']),
+            traffic_control=dict(type='str', default='refuse', choices=['refuse', 'bypass']),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
         mutually_exclusive=[('program', 'src'), ('interface', 'interfaces')],

@@ -1,7 +1,8 @@
 """xdp_program's guards on a real router: it never takes over another tool's program, never
-attaches a forwarding program over netfilter rules it would skip, and keeps the router's port
-table (MAC, rp_filter, accept_local) in step with the kernel."""
+attaches a forwarding program over netfilter rules or traffic control it would skip, and keeps
+the router's port table (MAC, rp_filter, accept_local) in step with the kernel."""
 
+import ctypes
 import os
 import struct
 
@@ -11,7 +12,7 @@ from conftest import in_ns, run_module
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
@@ -114,6 +115,81 @@ def test_forwarding_programs_refuse_to_skip_netfilter_unless_told(router_ns, fir
     assert bypassed['changed'] and attached(names)['prog_id'] == bypassed['program']['prog_id']
     # An attached router is checked again on every run: the rules are still there.
     assert run_module('xdp_program', router_args(names)).get('failed')
+
+
+class ProgAttachAttr(ctypes.Structure):
+    """BPF_PROG_ATTACH; for tcx `target` is the ifindex."""
+    _fields_ = [('target', ctypes.c_uint32), ('attach_bpf_fd', ctypes.c_uint32), ('attach_type', ctypes.c_uint32),
+                ('attach_flags', ctypes.c_uint32)]
+
+
+def attach_tcx(names, ifname, attach_type):
+    """Another tool's tc BPF program on a port through tcx (what Cilium and bpftool do on 6.6+):
+    `r0 = TC_ACT_OK; exit`. It goes with the namespace."""
+    insns = struct.pack('<BBhi', 0xb7, 0, 0, 0) + struct.pack('<BBhi', 0x95, 0, 0, 0)
+    fd = sysbpf.prog_load(3, insns, 'GPL', 'other_tc')  # BPF_PROG_TYPE_SCHED_CLS
+    try:
+        with iproute(names('r')) as ipr:
+            ifindex = get_link(ipr, ifname)['ifindex']
+        with in_netns(names('r')):
+            sysbpf.bpf(8, ProgAttachAttr(target=ifindex, attach_bpf_fd=fd, attach_type=attach_type))  # BPF_PROG_ATTACH
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize('traffic_control, named', [
+    (['qdisc add dev r0 root handle 1: tbf rate 10mbit burst 10kb latency 50ms'], 'qdisc tbf 1: (root) on r0'),
+    (['qdisc add dev r0 clsact', 'filter add dev r0 ingress pref 10 protocol all u32 match u32 0 0 classid 1:1'],
+     'ingress filter u32 pref 10 on r0'),
+    (['qdisc add dev r0 ingress', 'filter add dev r0 parent ffff: pref 3 protocol ip u32 match u32 0 0 classid 1:1'],
+     'ingress filter u32 pref 3 on r0'),
+    (['qdisc add dev r0 clsact', 'filter add dev r0 egress pref 5 protocol all u32 match u32 0 0 classid 1:1'],
+     'egress filter u32 pref 5 on r0'),
+    ('tcx-ingress', 'tcx ingress program id'),
+    ('tcx-egress', 'tcx egress program id'),
+], ids=['egress-shaping', 'clsact-ingress-filter', 'ingress-qdisc-filter', 'clsact-egress-filter', 'tcx-ingress',
+        'tcx-egress'])
+def test_forwarding_programs_refuse_to_skip_traffic_control_unless_told(router_ns, traffic_control, named):
+    names = router_ns
+    if isinstance(traffic_control, str):
+        attach_tcx(names, 'r0', sysbpf.BPF_TCX_INGRESS if traffic_control.endswith('ingress')
+                   else sysbpf.BPF_TCX_EGRESS)
+    else:
+        for command in traffic_control:
+            in_ns(names('r'), 'tc', *command.split())
+    refused = run_module('xdp_program', router_args(names))
+    assert refused.get('failed'), refused
+    assert 'traffic_control: bypass' in refused['msg'] and named in refused['msg'], refused['msg']
+    assert attached(names) is None and not os.path.exists(names.maps_dir), 'nothing half-made'
+    # In check mode too, and with netfilter bypassed: the two are separate promises.
+    assert run_module('xdp_program', router_args(names, netfilter='bypass'), check=True).get('failed')
+
+    bypassed = run_module('xdp_program', router_args(names, traffic_control='bypass'))
+    assert bypassed['changed'] and attached(names)['prog_id'] == bypassed['program']['prog_id']
+    # An attached router is checked again on every run: the tc objects are still there.
+    assert 'traffic_control: bypass' in run_module('xdp_program', router_args(names))['msg']
+
+
+def test_the_fixed_egress_port_of_xdp_redirect_is_checked_too(router_ns):
+    """Frames xdp_redirect sends out of DEST_IFINDEX skip that port's qdisc (here: lo's)."""
+    names = router_ns
+    in_ns(names('r'), 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'handle', '2:', 'tbf', 'rate', '1mbit', 'burst',
+          '10kb', 'latency', '50ms')
+    args = {'interface': 'r0', 'namespace': names('r'), 'program': 'xdp_redirect', 'pin_dir': names.maps_dir,
+            'defines': {'DEST_IFINDEX': 1, 'DEST_MAC': '0x020000000001'}}
+    refused = run_module('xdp_program', args)
+    assert refused.get('failed') and 'qdisc tbf 2: (root) on lo' in refused['msg'], refused
+    assert attached(names) is None
+    in_ns(names('r'), 'tc', 'qdisc', 'del', 'dev', 'lo', 'root')
+    assert run_module('xdp_program', args)['changed']
+    run_module('xdp_program', dict(args, state='absent'))
+
+
+def test_default_qdiscs_and_filterless_clsact_do_not_stop_the_router(router_ns):
+    """The kernel's own qdiscs (handle 0) only queue, and a clsact with nothing in it does nothing."""
+    names = router_ns
+    in_ns(names('r'), 'tc', 'qdisc', 'add', 'dev', 'r0', 'clsact')
+    assert run_module('xdp_program', router_args(names))['changed']
 
 
 def test_input_and_output_rules_do_not_stop_the_router(router_ns):

@@ -1,11 +1,11 @@
-"""Pure functions behind the router's guards: the port table's rules, which netfilter chains an
-XDP redirect would skip, and which programs forward at all."""
+"""Pure functions behind the router's guards: the port table's rules, which netfilter chains and
+traffic control objects an XDP redirect would skip, and which programs forward at all."""
 
 import struct
 
 import pytest
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netfilter, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netfilter, _ports, _traffic_control
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import forwards_frames
 
 
@@ -88,3 +88,28 @@ def test_empty_legacy_chains_with_accept_policies_are_harmless():
 ])
 def test_forwarding_programs_are_the_ones_that_redirect_or_transmit(source, forwards):
     assert forwards_frames(source) is forwards
+
+
+def qdisc(kind, handle, parent=0xFFFFFFFF):
+    return {'kind': kind, 'handle': handle, 'parent': parent}
+
+
+def test_tc_a_redirect_skips_is_filters_tcx_and_configured_qdiscs_not_the_kernels_defaults():
+    qdiscs = [qdisc('noqueue', 0), qdisc('mq', 0), qdisc('fq_codel', 0, 0x1), qdisc('clsact', 0xFFFF0000, 0xFFFFFFF1),
+              qdisc('htb', 0x10000), qdisc('fq', 0x80010000, 0x10001)]
+    filters = [{'direction': 'ingress', 'kind': 'u32', 'pref': 10}, {'direction': 'egress', 'kind': 'bpf', 'pref': 1}]
+    tcx = [{'direction': 'egress', 'id': 42, 'name': 'other_tool'}, {'direction': 'ingress', 'id': 7, 'name': None}]
+    both = _traffic_control.bypassed_tc(qdiscs, filters, tcx, ('ingress', 'egress'))
+    assert [item['detail'] for item in both] == [
+        'qdisc htb 1: (root)', 'qdisc fq 8001: (parent 1:1)', 'ingress filter u32 pref 10',
+        'egress filter bpf pref 1', 'tcx egress program id 42 (other_tool)', 'tcx ingress program id 7 (name unknown)']
+    # A port frames only leave by (xdp_redirect's DEST_IFINDEX): its ingress is not skipped.
+    egress = _traffic_control.bypassed_tc(qdiscs, filters, tcx, ('egress',))
+    assert [item['object'] for item in egress] == ['qdisc', 'qdisc', 'filter', 'tcx']
+    # What the kernel made by itself, and a clsact without filters, skip nothing.
+    assert _traffic_control.bypassed_tc(qdiscs[:4], [], [], ('ingress', 'egress')) == []
+
+
+def test_tc_handles_print_as_tc_prints_them():
+    assert [_traffic_control.handle_text(h) for h in (0x10000, 0x10010, 0xFFFF0000, 0x80010000)] == \
+        ['1:', '1:10', 'ffff:', '8001:']
