@@ -22,7 +22,14 @@
  *     and, with rp_filter, a source without a unicast route back (strict: back through the
  *     ingress port) are the kernel's to drop;
  *   - routes of type unreachable and prohibit (and no route): the kernel sends the ICMP error;
- *   - a next hop out of the ingress port: the kernel forwards and sends an ICMP redirect.
+ *   - a next hop out of the ingress port: the kernel forwards and sends an ICMP redirect;
+ *   - ICMP and ICMPv6 errors: over a multipath route the kernel hashes the header they quote
+ *     (ip_multipath_l3_keys(), ip6_multipath_l3_keys()), where bpf_fib_lookup() hashes the
+ *     outer one, so the kernel picks their path.
+ * Both lookups carry what the kernel's flow dissector gives policy rules (ipproto, sport,
+ * dport) and the L4 multipath hash: the protocol and the first four bytes of the transport
+ * header (AH: its SPI), none for fragments; the reverse lookup has them swapped, as in
+ * fib_validate_source().
  * Blackhole routes are a silent drop either way; the router drops those itself.
  *
  * Intentional differences, all on the side of handing over more than needed (same wire):
@@ -36,7 +43,12 @@
  * xdp_program runs. Change those sysctls or the MAC, then run it again (it reports the
  * refresh as a change); until then the router applies the settings it was given.
  * Not modelled, so do not attach it where they matter: multicast routing, proxy_ndp, IPsec
- * policies, netfilter (the xdp_program module refuses to attach over netfilter rules).
+ * policies, netfilter and traffic control (the xdp_program module refuses to attach over
+ * either). Multipath routes pick the path the kernel picks with fib_multipath_hash_policy 0
+ * and, without a receive hash from the NIC (the kernel then uses the NIC's), with 1; with 2 or
+ * 3 the kernel may hash inner headers of tunnelled packets that the router does not see. IPv6
+ * packets with extension headers are looked up with the outer next header, as the kernel does
+ * unless a policy rule matches ipproto or ports (it then reads the header chain).
  *
  * Defines:
  *   FIB_LOOKUP_DIRECT=1  skip policy routing rules (BPF_FIB_LOOKUP_DIRECT); default: full
@@ -50,6 +62,14 @@
 #define AF_INET6 10
 #endif
 #define IPV6_FLOWINFO_MASK bpf_htonl(0x0FFFFFFF)
+#define IPV4_MORE_FRAGMENTS bpf_htons(0x2000)
+#define IPV4_FRAGMENT_OFFSET bpf_htons(0x1FFF)
+#ifndef IPPROTO_DCCP
+#define IPPROTO_DCCP 33
+#endif
+#ifndef IPPROTO_UDPLITE
+#define IPPROTO_UDPLITE 136
+#endif
 
 /* Kernel 6.5's flag, missing from older UAPI headers: the reverse lookup needs the route,
  * not the neighbour. Older kernels refuse it (-EINVAL); the lookup is then repeated without. */
@@ -202,6 +222,45 @@ static __always_inline void trim_to_ip_length(struct xdp_md *ctx, void *l3, __u3
 		bpf_xdp_adjust_tail(ctx, (int)-excess);
 }
 
+/* The ports the kernel's flow dissector reads for policy rules and the L4 multipath hash
+ * (proto_ports_offset()): the first four bytes of TCP, UDP, UDP-Lite, DCCP, SCTP and ESP (the
+ * SPI), the second four of AH (its SPI); nothing for other protocols or a cut-off header. The
+ * caller leaves fragments out, as the dissector does. */
+static __always_inline void read_l4_ports(struct bpf_fib_lookup *fib, void *l4, void *data_end)
+{
+	__be16 *ports;
+
+	switch (fib->l4_protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_DCCP:
+	case IPPROTO_SCTP:
+	case IPPROTO_ESP:
+		ports = l4;
+		break;
+	case IPPROTO_AH:
+		ports = l4 + 4;
+		break;
+	default:
+		return;
+	}
+	if ((void *)(ports + 2) > data_end)
+		return;
+	fib->sport = ports[0];
+	fib->dport = ports[1];
+}
+
+/* ICMP error types (icmp_is_err(), icmpv6_is_err() and the other ICMPv6 errors below 128). */
+static __always_inline int icmp_error(__u8 *icmp, void *data_end, int family)
+{
+	if ((void *)(icmp + 1) > data_end)
+		return 0;
+	if (family == AF_INET)
+		return icmp[0] == 3 || icmp[0] == 4 || icmp[0] == 11 || icmp[0] == 12;
+	return icmp[0] < 128;
+}
+
 /* What to do with a lookup result other than success. */
 static __always_inline int fib_failure_action(int rc)
 {
@@ -219,7 +278,7 @@ static __always_inline int fib_failure_action(int rc)
  * it? The reverse lookup runs as the kernel's does (from the egress port, source and
  * destination swapped); 0 means "the kernel's call", never "drop". */
 static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *iph, struct xdpkit_port *port,
-					     __u32 egress)
+					     struct bpf_fib_lookup *fwd, __u32 egress)
 {
 	struct bpf_fib_lookup rev = {};
 	int rc;
@@ -230,6 +289,9 @@ static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *i
 
 	rev.family = AF_INET;
 	rev.tos = iph->tos;
+	rev.l4_protocol = iph->protocol;
+	rev.sport = fwd->dport;
+	rev.dport = fwd->sport;
 	rev.ipv4_src = iph->daddr;
 	rev.ipv4_dst = iph->saddr;
 	rev.ifindex = egress;
@@ -275,7 +337,7 @@ static __always_inline int redirect_to_next_hop(struct xdp_md *ctx, struct ethhd
 	 * better next hop with an ICMP redirect. */
 	if (fib->ifindex == ctx->ingress_ifindex)
 		return XDP_PASS;
-	if (iph && !ipv4_source_valid(ctx, iph, port, fib->ifindex))
+	if (iph && !ipv4_source_valid(ctx, iph, port, fib, fib->ifindex))
 		return XDP_PASS;
 
 	/* Redirect first: a port that is not in tx_ports falls back to the kernel untouched.
@@ -321,6 +383,15 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	fib.family = AF_INET;
 	fib.tos = iph->tos;
 	fib.l4_protocol = iph->protocol;
+	/* A first fragment still shows the ICMP type; only a whole packet has ports. */
+	if (!(iph->frag_off & IPV4_FRAGMENT_OFFSET)) {
+		void *l4 = (void *)iph + iph->ihl * 4;
+
+		if (iph->protocol == IPPROTO_ICMP && icmp_error(l4, data_end, AF_INET))
+			return XDP_PASS;
+		if (!(iph->frag_off & IPV4_MORE_FRAGMENTS))
+			read_l4_ports(&fib, l4, data_end);
+	}
 	fib.tot_len = bpf_ntohs(iph->tot_len);
 	fib.ipv4_src = iph->saddr;
 	fib.ipv4_dst = iph->daddr;
@@ -339,6 +410,7 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 {
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
+	void *l4 = ip6h + 1;
 	int l4_protocol;
 	int action;
 
@@ -353,7 +425,10 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 		l4_protocol = ipv6_padding_hop_by_hop(ip6h, data_end);
 		if (l4_protocol < 0)
 			return XDP_PASS;
+		l4 += 8;
 	}
+	if (ip6h->nexthdr == IPPROTO_ICMPV6 && icmp_error(l4, data_end, AF_INET6))
+		return XDP_PASS;
 	if ((void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len) > data_end)
 		return XDP_PASS;
 	/* Link-local traffic is never forwarded (the kernel answers it with ICMP); the other
@@ -363,7 +438,11 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 
 	fib.family = AF_INET6;
 	fib.flowinfo = *(__be32 *)ip6h & IPV6_FLOWINFO_MASK;
+	/* The outer next header, as ip6_route_input() looks up and hashes it; the ports behind a
+	 * padding hop-by-hop header, as the dissector finds them. */
 	fib.l4_protocol = l4_protocol;
+	read_l4_ports(&fib, l4, data_end);
+	fib.l4_protocol = ip6h->nexthdr;
 	fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
 	__builtin_memcpy(fib.ipv6_src, ip6h->saddr.in6_u.u6_addr32, sizeof(fib.ipv6_src));
 	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, sizeof(fib.ipv6_dst));
