@@ -82,18 +82,23 @@ def build_router_namespace(ns):
     return ports
 
 
-@pytest.fixture(params=['full', 'direct'])
-def router(request, cleanup, bpf_dir):
-    ns = cleanup('r')
-    ports = build_router_namespace(ns)
-    defines = {'FIB_LOOKUP_DIRECT': 1} if request.param == 'direct' else {}
+def load_router(ns, ports, bpf_dir, defines=None):
+    """xdp_router with every port in tx_ports and in the port table (what xdp_program writes)."""
     prog = LoadedProgram('xdp_router', bpf_dir + '/router', maps_dir=bpf_dir + '/shared', defines=defines)
     with in_netns(ns):
         for port in ports.values():
             prog.set_port(port['ifindex'], port['ifindex'])
             prog.set_port_facts(port['ifindex'], port['mac'])
-    yield Router(ns, prog, ports)
-    prog.close()
+    return Router(ns, prog, ports)
+
+
+@pytest.fixture(params=['full', 'direct'])
+def router(request, cleanup, bpf_dir):
+    ns = cleanup('r')
+    ports = build_router_namespace(ns)
+    loaded = load_router(ns, ports, bpf_dir, {'FIB_LOOKUP_DIRECT': 1} if request.param == 'direct' else {})
+    yield loaded
+    loaded.prog.close()
 
 
 def assert_forwarded(router, frame, out, ttl_offset):
