@@ -220,6 +220,19 @@ def prog_info(fd):
             'nr_map_ids': info.nr_map_ids, 'load_time_ns': info.load_time}
 
 
+def program_info(prog_id):
+    """id, name and tag of a loaded program (name and tag None when it is already gone)."""
+    try:
+        fd = prog_fd_by_id(prog_id)
+    except OSError:
+        return {'id': prog_id, 'name': None, 'tag': None}
+    try:
+        info = prog_info(fd)
+    finally:
+        os.close(fd)
+    return {'id': info['id'], 'name': info['name'], 'tag': info['tag']}
+
+
 def prog_map_ids(fd):
     """Ids of the maps a program uses."""
     count = prog_info(fd)['nr_map_ids']

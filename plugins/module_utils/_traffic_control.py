@@ -19,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import os
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, describe_ns
@@ -78,17 +77,6 @@ def _read_filters(ipr, ifindex, qdiscs):
     return filters
 
 
-def _program_name(prog_id):
-    try:
-        fd = sysbpf.prog_fd_by_id(prog_id)
-    except OSError:
-        return None
-    try:
-        return sysbpf.prog_info(fd)['name']
-    finally:
-        os.close(fd)
-
-
 def _read_tcx(ifindex):
     programs = []
     for direction, attach_type in TCX_ATTACH_TYPES.items():
@@ -98,7 +86,7 @@ def _read_tcx(ifindex):
             if exc.errno == errno.EINVAL:  # a kernel before 6.6 has no tcx
                 return []
             raise
-        programs += [{'direction': direction, 'id': prog_id, 'name': _program_name(prog_id)} for prog_id in ids]
+        programs += [dict(sysbpf.program_info(prog_id), direction=direction) for prog_id in ids]
     return programs
 
 

@@ -16,6 +16,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ownershi
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _traffic_control
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_sys import program_info
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     MissingDependency,
     XdpkitError,
@@ -65,19 +66,6 @@ def attached_program(ipr, ifindex):
         prog_id = xdp.get_attr('IFLA_XDP_DRV_PROG_ID') or xdp.get_attr('IFLA_XDP_SKB_PROG_ID')
         mode = 'native' if xdp.get_attr('IFLA_XDP_DRV_PROG_ID') else 'generic'
     return {'prog_id': prog_id, 'mode': mode}
-
-
-def program_info(prog_id):
-    """id, name and tag of a loaded program (name and tag None when it is already gone)."""
-    try:
-        fd = sysbpf.prog_fd_by_id(prog_id)
-    except OSError:
-        return {'id': prog_id, 'name': None, 'tag': None}
-    try:
-        info = sysbpf.prog_info(fd)
-    finally:
-        os.close(fd)
-    return {'id': info['id'], 'name': info['name'], 'tag': info['tag']}
 
 
 def foreign_program_error(view, action):
