@@ -226,11 +226,11 @@ static __always_inline void trim_to_ip_length(struct xdp_md *ctx, void *l3, __u3
  * (proto_ports_offset()): the first four bytes of TCP, UDP, UDP-Lite, DCCP, SCTP and ESP (the
  * SPI), the second four of AH (its SPI); nothing for other protocols or a cut-off header. The
  * caller leaves fragments out, as the dissector does. */
-static __always_inline void read_l4_ports(struct bpf_fib_lookup *fib, void *l4, void *data_end)
+static __always_inline void read_l4_ports(struct bpf_fib_lookup *fib, int protocol, void *l4, void *data_end)
 {
 	__be16 *ports;
 
-	switch (fib->l4_protocol) {
+	switch (protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
 	case IPPROTO_UDPLITE:
@@ -390,7 +390,7 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 		if (iph->protocol == IPPROTO_ICMP && icmp_error(l4, data_end, AF_INET))
 			return XDP_PASS;
 		if (!(iph->frag_off & IPV4_MORE_FRAGMENTS))
-			read_l4_ports(&fib, l4, data_end);
+			read_l4_ports(&fib, iph->protocol, l4, data_end);
 	}
 	fib.tot_len = bpf_ntohs(iph->tot_len);
 	fib.ipv4_src = iph->saddr;
@@ -440,9 +440,8 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	fib.flowinfo = *(__be32 *)ip6h & IPV6_FLOWINFO_MASK;
 	/* The outer next header, as ip6_route_input() looks up and hashes it; the ports behind a
 	 * padding hop-by-hop header, as the dissector finds them. */
-	fib.l4_protocol = l4_protocol;
-	read_l4_ports(&fib, l4, data_end);
 	fib.l4_protocol = ip6h->nexthdr;
+	read_l4_ports(&fib, l4_protocol, l4, data_end);
 	fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
 	__builtin_memcpy(fib.ipv6_src, ip6h->saddr.in6_u.u6_addr32, sizeof(fib.ipv6_src));
 	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, sizeof(fib.ipv6_dst));
