@@ -122,3 +122,12 @@ def refusal(namespace, interface, program, objects):
         "(only what the program hands to the kernel still is) and say so with traffic_control: bypass" % (
             program, interface, describe_ns(namespace),
             '; '.join('%s on %s' % (item['detail'], item['interface']) for item in objects)))
+
+
+def map_refusal(namespace, map_name, objects):
+    return XdpkitError(
+        "refusing to send frames through port map %s to %s in %s: frames XDP redirects leave by the driver, past the "
+        "port's qdisc and tc egress, so they would silently skip: %s. Either remove them, or accept that redirected "
+        "traffic is no longer policed, shaped or classified there and say so with traffic_control: bypass" % (
+            map_name, ', '.join(sorted({"'%s'" % item['interface'] for item in objects})), describe_ns(namespace),
+            '; '.join('%s on %s' % (item['detail'], item['interface']) for item in objects)))

@@ -13,6 +13,7 @@ import os
 import struct
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _traffic_control
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     MissingDependency,
     XdpkitError,
@@ -122,6 +123,42 @@ class XdpMapManager:
         if self.namespace:
             check_netns_name(self.namespace)
         self.entries = params.get('entries') or []
+        self.traffic_control = params.get('traffic_control') or 'refuse'
+        self._traffic_control_checked = False
+
+    def value_ports(self, ipr):
+        """(name, ifindex, ('egress',)) of the existing interfaces the entries send to: a port map's
+        values. MAC values (a MAC table's) and interfaces that do not exist are not ports here."""
+        ports, seen = [], set()
+        for entry in self.entries if self.state == 'present' else []:
+            value = entry.get('value')
+            if value is None:
+                continue
+            if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+                link = get_link_by_index(ipr, int(value))
+            else:
+                text = str(value)
+                try:
+                    normalize_mac(text)
+                    continue
+                except XdpkitError:
+                    pass
+                link = get_link(ipr, text) if validate_ifname(text) is None else None
+            if link and link['ifindex'] not in seen:
+                seen.add(link['ifindex'])
+                ports.append((link['name'], link['ifindex'], ('egress',)))
+        return ports
+
+    def check_traffic_control(self, ipr):
+        """Refuse to point a port map at a port whose egress traffic control the redirect would skip
+        (a frame redirected through a DEVMAP goes to the driver, past qdisc, tc egress and tcx), as
+        xdp_program refuses for the ports it attaches to. Once per run."""
+        if self.traffic_control != 'refuse' or self._traffic_control_checked:
+            return
+        objects = _traffic_control.bypassed_objects(self.namespace, self.value_ports(ipr))
+        if objects:
+            raise _traffic_control.map_refusal(self.namespace, os.path.basename(self.path), objects)
+        self._traffic_control_checked = True
 
     def open_map(self):
         if not self.path.startswith('/sys/fs/bpf/') or '/../' in self.path:
@@ -160,6 +197,7 @@ class XdpMapManager:
                 if entry.get('value') is None:
                     raise XdpkitError('%s: a value is needed with state=present' % what)
                 check_entry_text(entry['value'], ipr, self.namespace, what + ' value')
+        self.check_traffic_control(ipr)
 
     def _codecs(self, info, ipr):
         if info['type'] in PORT_MAP_TYPES and info['key_size'] == 4 and info['value_size'] == 4:
@@ -187,6 +225,9 @@ class XdpMapManager:
         if self.namespace and not netns_exists(self.namespace):
             raise missing_netns_error(self.namespace)
         if self.check_mode and self.would_be_created():
+            with in_netns(self.namespace):
+                with iproute(None) as ipr:
+                    self.check_traffic_control(ipr)
             return self.predicted()
         fd, info = self.open_map()
         try:
@@ -216,6 +257,7 @@ class XdpMapManager:
             else:
                 wanted[key_text] = None
                 wanted_raw[key_text] = (key_raw, None)
+        self.check_traffic_control(ipr)
         after = plan_entries(before, wanted, self.state, self.exclusive)
         if len(after) > info['max_entries']:
             raise XdpkitError("map %s is full: it holds at most %d entries and the run needs %d; enlarge it in "
@@ -262,7 +304,8 @@ class XdpMapSetManager:
             raise XdpkitError('maps: %s given twice' % ', '.join(twice))
         if not paths:
             raise XdpkitError('maps: the list is empty; give at least one map')
-        self.managers = [XdpMapManager(dict(m, namespace=self.namespace, state=params['state']), check_mode)
+        self.managers = [XdpMapManager(dict(m, namespace=self.namespace, state=params['state'],
+                                            traffic_control=params.get('traffic_control')), check_mode)
                          for m in params['maps']]
 
     def check_before_changes(self):
@@ -289,6 +332,9 @@ class XdpMapSetManager:
         try:
             for index, manager in enumerate(self.managers):
                 if self.check_mode and manager.would_be_created():
+                    with in_netns(self.namespace):
+                        with iproute(None) as ipr:
+                            manager.check_traffic_control(ipr)
                     results[index] = manager.predicted()
                 else:
                     opened.append((index, manager) + manager.open_map())

@@ -126,6 +126,9 @@ class XdpProgramManager:
         self.force = bool(params.get('force'))
         self.netfilter = params.get('netfilter') or 'refuse'
         self.traffic_control = params.get('traffic_control') or 'refuse'
+        # Set for a port that `exclusive` takes the program off: a program another tool has put
+        # there since is left attached, only our pins and port entries go.
+        self.leave_foreign = bool(params.get('leave_foreign'))
         if self.state == 'present' and not self.source_main:
             raise XdpkitError("xdp_program on '%s': give program (a name from the collection's bpf/) or src" %
                               self.interface)
@@ -174,7 +177,9 @@ class XdpProgramManager:
                                   _ownership.is_owned(attached['prog_id'])))
         before = self._view(attached, ours, self._current_port(link))
         if attached and not ours and not self.force:
-            raise foreign_program_error(before, 'replace' if self.state == 'present' else 'detach')
+            if not self.leave_foreign:
+                raise foreign_program_error(before, 'replace' if self.state == 'present' else 'detach')
+            attached = before = None
         found = {'link': link, 'attached': attached, 'ipv4_addressed': ipv4_addressed, 'meta': meta,
                  'ours': ours, 'before': before, 'text': None}
         if self.state == 'present':
@@ -356,7 +361,8 @@ def _map_entries_manager(params, managers, namespace, check_mode):
                               "name as the program declares it, e.g. tx_ports" % (name, dirs[0]))
         maps.append({'path': os.path.join(dirs[0], name), 'entries': item.get('entries') or [],
                      'exclusive': bool(item.get('exclusive'))})
-    return XdpMapSetManager({'namespace': namespace, 'state': 'present', 'maps': maps}, check_mode)
+    return XdpMapSetManager({'namespace': namespace, 'state': 'present', 'maps': maps,
+                             'traffic_control': params.get('traffic_control')}, check_mode)
 
 
 class XdpProgramSetManager:
@@ -386,6 +392,11 @@ class XdpProgramSetManager:
         if twice:
             raise XdpkitError('interfaces and receivers: %s given twice' % ', '.join(twice))
         self.managers = [XdpProgramManager(dict(params, **item), check_mode) for item in items]
+        self.params = params
+        self.exclusive = bool(params.get('exclusive')) and params['state'] == 'present'
+        if self.exclusive and self.single:
+            raise XdpkitError('exclusive: give the ports as interfaces (the list the program should run on, '
+                              'and on no other port of its maps_dir)')
         receiver_params = dict(params, pin_dir=None, maps_dir=None, defines={}, function=None,
                                source_files=params.get('receiver_source_files'),
                                source_main=RECEIVER_PROGRAM if params['state'] == 'present' else None)
@@ -396,6 +407,29 @@ class XdpProgramSetManager:
             # What the run takes back if the entries fail after the programs changed.
             self._absent = [dict(params, state='absent', **item) for item in items] + \
                 [dict(receiver_params, state='absent', **item) for item in receivers]
+
+    def _unlisted(self, params):
+        """For `exclusive`: managers that take the program off the ports it was attached to with this
+        maps_dir (found by their default pin dirs, NAMESPACE@INTERFACE, in that namespace) that are no
+        longer listed. Instances attached with a pin_dir of their own are not found, so left alone."""
+        dirs = {manager.maps_dir for manager in self.managers}
+        namespaces = {manager.namespace for manager in self.managers}
+        if len(dirs) > 1 or len(namespaces) > 1:
+            raise XdpkitError('exclusive: the interfaces must share one namespace and one maps_dir (the ports of '
+                              'one router); got %s' % ', '.join(sorted(
+                                  '%s in %s' % (m.interface, describe_ns(m.namespace)) for m in self.managers)))
+        maps_dir, namespace = dirs.pop(), namespaces.pop()
+        listed = {manager.pin_dir for manager in self.managers}
+        unlisted = []
+        for pin_dir in _ownership.instances_using_maps_dir(maps_dir, None):
+            interface = os.path.basename(pin_dir).partition('@')[2]
+            if pin_dir in listed or not interface or \
+                    _bpf_pins.default_pin_dir(namespace, interface) != pin_dir:
+                continue
+            unlisted.append(XdpProgramManager(dict(
+                params, state='absent', interface=interface, namespace=namespace, pin_dir=pin_dir,
+                maps_dir=maps_dir, force=False, leave_foreign=True), self.check_mode))
+        return unlisted
 
     def _inspect_all(self, managers):
         found, warnings = [], []
@@ -436,23 +470,32 @@ class XdpProgramSetManager:
             raise
 
     def run(self):
-        found, warnings = self._inspect_all(self.managers + self.receivers)
+        unlisted = self._unlisted(self.params) if self.exclusive else []
+        found, warnings = self._inspect_all(self.managers + self.receivers + unlisted)
         if self.map_entries:
             warnings += self._check_map_entries()
         results = []
-        for manager, state in zip(self.managers + self.receivers, found):
+        for manager, state in zip(self.managers + self.receivers + unlisted, found):
             if state == 'predicted':
                 results.append({'changed': True, 'predicted': True, 'program': None,
                                 'diff': {'before': None, 'after': None}, 'compiled': False, 'compile_seconds': 0.0})
             else:
                 results.append(manager.run(state))
-        filled = self._fill_maps(results) if self.map_entries else None
-        programs, receivers = results[:len(self.managers)], results[len(self.managers):]
+        filled = self._fill_maps(results[:len(self.managers) + len(self.receivers)]) if self.map_entries else None
+        programs = results[:len(self.managers)]
+        receivers = results[len(self.managers):len(self.managers) + len(self.receivers)]
+        removed = [(manager, r) for manager, r in zip(unlisted, results[len(programs) + len(receivers):])
+                   if r['changed']]
         result = dict(programs[0]) if self.single else {
             'programs': [_without_diff(r) for r in programs],
-            'diff': {'before': [r['diff']['before'] for r in programs if r['changed']],
+            # A port taken off shows in the diff as a program before and none after.
+            'diff': {'before': [r['diff']['before'] for r in programs if r['changed']] +
+                     [r['diff']['before'] for _m, r in removed if r['diff']['before']],
                      'after': [r['diff']['after'] for r in programs if r['changed']]},
         }
+        if self.exclusive:
+            result['removed'] = [{'interface': m.interface, 'namespace': m.namespace, 'pin_dir': m.pin_dir,
+                                  'program': r['diff']['before']} for m, r in removed]
         if self.receivers or filled:
             before, after = {'programs': result['diff']['before']}, {'programs': result['diff']['after']}
             if self.receivers:

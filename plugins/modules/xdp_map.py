@@ -77,6 +77,18 @@ options:
     description: With O(state=present), remove the entries that are not listed.
     type: bool
     default: false
+  traffic_control:
+    description:
+      - What to do when a port map entry sends frames to a port with traffic control they would skip (a frame
+        redirected through a C(devmap) goes straight to the egress driver, past the port's qdisc, tc egress
+        filters and tcx programs), as O(xdpkit.forwarding.xdp_program#module:traffic_control) does for the ports
+        a program runs on.
+      - V(refuse) fails before anything is written and names the tc filters, tcx programs and configured qdiscs
+        found on the ports the entries send to.
+      - V(bypass) writes the entries anyway; redirected traffic then leaves those ports unshaped and unfiltered.
+    type: str
+    choices: [refuse, bypass]
+    default: refuse
   state:
     description: V(present) sets the entries, V(absent) deletes them.
     type: str
@@ -173,6 +185,7 @@ def main():
             namespace=dict(type='str'),
             entries=entries_argument_spec(),
             exclusive=dict(type='bool', default=False),
+            traffic_control=dict(type='str', default='refuse', choices=['refuse', 'bypass']),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
         mutually_exclusive=[('path', 'maps')],

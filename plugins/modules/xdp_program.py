@@ -70,6 +70,16 @@ options:
       - The result is RV(programs), one entry per interface.
     type: list
     elements: raw
+  exclusive:
+    description:
+      - With O(interfaces) and O(state=present), take the program off the ports it was attached to earlier with the
+        same O(maps_dir) in the same namespace that are no longer listed (a port dropped from a router's list).
+        Each is detached, and its port table and egress port entries and its pins removed. The result is
+        RV(removed).
+      - Only instances on their default pin dir are found (every instance O(interfaces) attaches is). A program
+        another tool has put on such a port since is left attached; only this collection's pins go.
+    type: bool
+    default: false
   receivers:
     description:
       - veth ends that receive what the program redirects, each a name (in O(namespace)) or a dict with
@@ -186,7 +196,9 @@ options:
     description:
       - What to do when the program forwards frames (redirect or C(XDP_TX)) and its ports have traffic control
         it would skip.
-      - V(refuse) fails and names the tc filters, tcx programs and configured qdiscs found.
+      - V(refuse) fails and names the tc filters, tcx programs and configured qdiscs found. The ports that
+        O(map_entries) write into a port map as values (where frames are redirected to) are checked the same way,
+        as M(xdpkit.forwarding.xdp_map) checks them.
       - V(bypass) attaches anyway. Forwarded traffic then skips the ingress filters of the port it arrives on
         and the qdisc (shaping, queueing discipline, netem), filters and tcx programs of the port it leaves by;
         only traffic the program hands to the kernel still meets them.
@@ -366,6 +378,13 @@ programs:
   returned: success, with O(interfaces)
   type: list
   elements: dict
+removed:
+  description:
+    - With O(exclusive), the ports the program was taken off in this run, each with C(interface), C(namespace),
+      C(pin_dir) and C(program) (what was attached, as RV(program); null when only pins were left).
+  returned: success, with O(exclusive)
+  type: list
+  elements: dict
 receivers:
   description: With O(receivers), one entry per receiver, with the same keys as an entry of RV(programs).
   returned: success, with O(receivers)
@@ -400,6 +419,7 @@ def main():
             interface=dict(type='str'),
             interfaces=dict(type='list', elements='raw'),
             receivers=dict(type='list', elements='raw'),
+            exclusive=dict(type='bool', default=False),
             receiver_source_files=dict(type='dict'),
             map_entries=dict(type='list', elements='dict', options=dict(
                 name=dict(type='str', required=True),
@@ -427,7 +447,8 @@ def main():
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    batch = module.params['interfaces'] is not None or module.params['receivers'] or module.params['map_entries']
+    batch = module.params['interfaces'] is not None or module.params['receivers'] or module.params['map_entries'] \
+        or module.params['exclusive']
     run_manager(module, XdpProgramSetManager if batch else XdpProgramManager)
 
 

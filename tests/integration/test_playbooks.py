@@ -51,6 +51,17 @@ def test_router_playbook_routes_between_given_interfaces_and_undoes_itself(clean
     finally:
         os.close(fd)
 
+    # A port dropped from the inventory's list loses the router on the next run; the other keeps it.
+    kept = program['id']
+    (tmp_path / 'host_vars' / 'localhost.yml').write_text(json.dumps({
+        'router_interfaces': [names('a')], 'router_maps_dir': maps_dir, 'router_prerequisites': False,
+        'router_restore_forwarding': True}))
+    rc, out = run_playbook('playbooks/router.yml', inventory=inventory)[:2]
+    assert rc == 0 and 'changed=0' not in out, out[-3000:]
+    assert interface_program(None, names('b')) is None, 'the dropped port keeps no router'
+    assert interface_program(None, names('a'))['id'] == kept
+    assert not os.path.exists('/sys/fs/bpf/xdpkit/@' + names('b')), "the dropped port's pins are gone"
+
     rc, out, err = run_playbook('playbooks/router.yml', {'state': 'absent'}, inventory=inventory)
     assert rc == 0, out[-4000:] + err[-2000:]
     assert interface_program(None, names('a')) is None

@@ -37,21 +37,21 @@ def router_args(names, **extra):
                 **extra)
 
 
-def attached(names):
+def attached(names, ifname='r0'):
     with iproute(names('r')) as ipr:
-        return attached_program(ipr, get_link(ipr, 'r0')['ifindex'])
+        return attached_program(ipr, get_link(ipr, ifname)['ifindex'])
 
 
-def attach_foreign(names):
+def attach_foreign(names, ifname='r0'):
     """What `ip link set r0 xdp obj ...` does: a program xdpkit knows nothing about."""
     from bcc import BPF
 
     from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
     bpf = BPF(text=b'#include <uapi/linux/bpf.h>\nint other_tool(struct xdp_md *ctx) { return XDP_PASS; }\n')
     with in_netns(names('r')):
-        BPF.attach_xdp(b'r0', bpf.load_func(b'other_tool', BPF.XDP), 1 << 2)
+        BPF.attach_xdp(ifname.encode(), bpf.load_func(b'other_tool', BPF.XDP), 1 << 2)
     bpf.cleanup()
-    return attached(names)['prog_id']
+    return attached(names, ifname)['prog_id']
 
 
 def test_another_tools_program_is_neither_replaced_nor_detached_without_force(router_ns):
@@ -185,6 +185,58 @@ def test_the_fixed_egress_port_of_xdp_redirect_is_checked_too(router_ns):
     run_module('xdp_program', dict(args, state='absent'))
 
 
+def map_view(path):
+    fd = sysbpf.obj_get(path)
+    try:
+        return {struct.unpack('=I', key)[0]: struct.unpack('=I', sysbpf.map_lookup(fd, key, 4))[0]
+                for key in sysbpf.map_keys(fd, 4)}
+    finally:
+        os.close(fd)
+
+
+def test_port_map_entries_are_checked_where_they_send_frames(router_ns):
+    """A port map value is a redirect target: frames sent there skip its qdisc and tc egress, whether
+    xdp_program's map_entries or xdp_map wrote the entry. MAC tables are not ports."""
+    names = router_ns
+    VethManager({'name': 'r1', 'namespace': names('r'), 'state': 'present',
+                 'peer': {'name': 'g1', 'namespace': names('g')}}).run()
+    in_ns(names('r'), 'tc', 'qdisc', 'add', 'dev', 'r1', 'root', 'handle', '3:', 'tbf', 'rate', '1mbit', 'burst',
+          '10kb', 'latency', '50ms')
+    with iproute(names('r')) as ipr:
+        r0, r1 = get_link(ipr, 'r0')['ifindex'], get_link(ipr, 'r1')['ifindex']
+    tx_ports = os.path.join(names.maps_dir, 'tx_ports')
+    program = {'interface': 'r0', 'namespace': names('r'), 'program': 'xdp_redirect_map',
+               'maps_dir': names.maps_dir,
+               'map_entries': [{'name': 'tx_ports', 'entries': [{'key': 'r0', 'value': 'r1'}]}]}
+    for check in (True, False):
+        refused = run_module('xdp_program', program, check=check)
+        assert refused.get('failed'), refused
+        assert 'qdisc tbf 3: (root) on r1' in refused['msg'] and 'traffic_control: bypass' in refused['msg'], \
+            refused['msg']
+        assert attached(names) is None and not os.path.exists(names.maps_dir), 'refused before anything changed'
+
+    bypassed = run_module('xdp_program', dict(program, traffic_control='bypass'))
+    assert bypassed['changed'] and attached(names) is not None
+    assert map_view(tx_ports) == {r0: r1}
+
+    # xdp_map: by name or by ifindex, one map or several, check mode or not; nothing written.
+    one = {'path': tx_ports, 'namespace': names('r'), 'entries': [{'key': 'r1', 'value': str(r1)}]}
+    several = {'maps': [{'path': tx_ports, 'entries': [{'key': 'r1', 'value': 'r1'}]}], 'namespace': names('r')}
+    for args in (one, several):
+        for check in (True, False):
+            refused = run_module('xdp_map', args, check=check)
+            assert refused.get('failed') and 'qdisc tbf 3: (root) on r1' in refused['msg'], refused
+    assert map_view(tx_ports) == {r0: r1}, 'the refusals wrote nothing'
+    mac_table = {'path': os.path.join(names.maps_dir, 'mac_table'), 'namespace': names('r'),
+                 'entries': [{'key': '02:00:00:00:00:01', 'value': '02:00:00:00:00:02'}]}
+    assert run_module('xdp_map', mac_table)['changed']
+    assert run_module('xdp_map', dict(one, traffic_control='bypass'))['changed']
+    assert map_view(tx_ports) == {r0: r1, r1: r1}
+
+    in_ns(names('r'), 'tc', 'qdisc', 'del', 'dev', 'r1', 'root')
+    assert not run_module('xdp_map', one)['changed'], 'without the qdisc the default applies cleanly'
+
+
 def test_default_qdiscs_and_filterless_clsact_do_not_stop_the_router(router_ns):
     """The kernel's own qdiscs (handle 0) only queue, and a clsact with nothing in it does nothing."""
     names = router_ns
@@ -259,3 +311,47 @@ def test_port_entry_is_removed_when_other_ports_keep_the_table(router_ns):
         os.close(fd)
     with iproute(names('r')) as ipr:
         assert keys == [get_link(ipr, 'r0')['ifindex']]
+
+
+def test_exclusive_takes_the_router_off_ports_no_longer_listed(router_ns):
+    names = router_ns
+    for ifname in ('r1', 'r2'):
+        VethManager({'name': ifname, 'namespace': names('r'), 'state': 'present',
+                     'peer': {'name': 'g' + ifname[1], 'namespace': names('g')}}).run()
+    with iproute(names('r')) as ipr:
+        index = {name: get_link(ipr, name)['ifindex'] for name in ('r0', 'r1', 'r2')}
+    three = router_args(names, interfaces=['r0', 'r1', 'r2'], exclusive=True)
+    del three['interface']
+    first = run_module('xdp_program', three)
+    assert first['changed'] and first['removed'] == []
+    tx_ports, ports = os.path.join(names.maps_dir, 'tx_ports'), os.path.join(names.maps_dir, 'ports')
+    assert map_view(tx_ports) == {i: i for i in index.values()}
+    r0_program = attached(names)['prog_id']
+    r2_pins = first['programs'][2]['pin_dir']
+
+    one = dict(three, interfaces=['r0'])
+    checked = run_module('xdp_program', one, check=True, diff=True)
+    assert checked['changed'] and [r['interface'] for r in checked['removed']] == ['r1', 'r2']
+    assert attached(names, 'r1') and attached(names, 'r2'), 'check mode detaches nothing'
+    # Another tool has taken r2 over since: its program stays, only our pins and entries go.
+    foreign = attach_foreign(names, 'r2')
+    pruned = run_module('xdp_program', one, diff=True)
+    assert pruned['changed'], pruned
+    assert [(r['interface'], bool(r['program'])) for r in pruned['removed']] == [('r1', True), ('r2', False)]
+    assert pruned['diff']['before'][0]['interface'] == 'r1' and pruned['diff']['after'] == []
+    assert attached(names, 'r1') is None and attached(names, 'r2')['prog_id'] == foreign
+    assert attached(names)['prog_id'] == r0_program, 'the listed port keeps its program'
+    assert map_view(tx_ports) == {index['r0']: index['r0']}
+    fd = sysbpf.obj_get(ports)
+    try:
+        assert [struct.unpack('=I', k)[0] for k in sysbpf.map_keys(fd, 4)] == [index['r0']]
+    finally:
+        os.close(fd)
+    assert not os.path.exists(r2_pins)
+    again = run_module('xdp_program', one)
+    assert not again['changed'] and again['removed'] == []
+    # Without exclusive, nothing is taken off: what the module did before.
+    run_module('xdp_program', dict(three, force=True))
+    assert not run_module('xdp_program', dict(one, exclusive=False))['changed']
+    assert attached(names, 'r1') is not None
+    run_module('xdp_program', dict(three, state='absent'))
