@@ -58,9 +58,12 @@ MODES = ('kernel4', 'kernel6', 'hardcoded', 'map', 'fib4', 'fib6', 'limit')
 # runs beside the current one, so the cost of parity is measured on the same run.
 # *_strict: rp_filter=1 on the forwarding port, as on a real router; Linux then validates every
 # source with a second FIB lookup, as the router always does.
+# fib4_floor: the least a bpf_fib_lookup() router can do (benchmarks/baseline/xdp_router_floor.c),
+# so kernel4 / fib4_floor is the most any such router can reach here.
 ONE_CPU_MODES = ('limit', 'kernel4', 'kernel6', 'fib4', 'fib6', 'fib4_before', 'fib6_before', 'kernel4_strict',
-                 'fib4_strict')
+                 'fib4_strict', 'fib4_floor')
 BASELINE_ROUTER = os.path.join(HERE, 'baseline', 'xdp_router.c')
+FLOOR_ROUTER = os.path.join(HERE, 'baseline', 'xdp_router_floor.c')
 GEN_MAC = '02:bb:00:00:01:02'
 HOST_G_MAC = '02:bb:00:00:01:01'
 HOST_S_MAC = '02:bb:00:00:02:01'
@@ -211,6 +214,8 @@ class Bed:
             # The host's own netfilter state is part of what is measured, not a reason to stop.
             if mode.endswith('_before'):
                 module('xdp_program', src=BASELINE_ROUTER, function='xdp_router', netfilter='bypass', **port)
+            elif mode.endswith('_floor'):
+                module('xdp_program', src=FLOOR_ROUTER, function='xdp_router_floor', netfilter='bypass', **port)
             else:
                 module('xdp_program', program='xdp_router', netfilter='bypass', **port)
             module('xdp_map', path=self.maps_dir + '/tx_ports', exclusive=True,
@@ -453,7 +458,8 @@ def one_cpu_costs(bed, generators, packets, runs, cost_repeat, min_seconds):
         if mode != 'limit' and point['median_mpps'] > 0:
             point['path_ns'] = 1e3 / point['median_mpps'] - 1e3 / limit
     ratios = {}
-    for kernel_mode, routers in (('kernel4', ('fib4', 'fib4_before')), ('kernel6', ('fib6', 'fib6_before')),
+    for kernel_mode, routers in (('kernel4', ('fib4', 'fib4_before', 'fib4_floor')),
+                                 ('kernel6', ('fib6', 'fib6_before')),
                                  ('kernel4_strict', ('fib4_strict',))):
         kernel = result['modes'][kernel_mode].get('path_ns')
         for router in routers:
@@ -626,6 +632,10 @@ def markdown(results):
                       r.get('kernel4_over_fib4', 0), r.get('kernel4_over_fib4_before', 0),
                       r.get('kernel6_over_fib6', 0), r.get('kernel6_over_fib6_before', 0),
                       r.get('kernel4_strict_over_fib4_strict', 0))]
+        if 'kernel4_over_fib4_floor' in r:
+            lines += ['', 'The floor under any router on bpf_fib_lookup() (fib4_floor: one lookup, MACs, TTL, '
+                      'redirect; no checks, no counters): kernel4 / fib4_floor = %.2fx, the most such a router can '
+                      'reach on this machine.' % r['kernel4_over_fib4_floor']]
     cp = results['control_plane']
     lines += ['', '## Control plane', '', 'bcc compile seconds: ' + ', '.join(
         '%s %.2f' % kv for kv in sorted(cp['compile_seconds'].items()))]

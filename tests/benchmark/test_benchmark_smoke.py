@@ -40,9 +40,10 @@ def test_benchmark_runs_on_a_tiny_packet_count(cleanup, tmp_path):
     # their forwarding path in the ns/packet measurement, and the ratios were computed.
     one = results['one_cpu']
     assert set(one['modes']) == {'limit', 'kernel4', 'kernel6', 'fib4', 'fib6', 'fib4_before', 'fib6_before',
-                                 'kernel4_strict', 'fib4_strict'}
+                                 'kernel4_strict', 'fib4_strict', 'fib4_floor'}
     assert all(len(p['samples']) == 2 and all(s['delivered'] > 0 for s in p['samples']) for p in one['modes'].values())
-    for mode in ('fib4', 'fib6', 'fib4_before', 'fib6_before', 'fib4_strict', 'fib4_without_source_check'):
+    for mode in ('fib4', 'fib6', 'fib4_before', 'fib6_before', 'fib4_strict', 'fib4_floor',
+                 'fib4_without_source_check'):
         assert one['cost'][mode]['actions'] == [4], (mode, one['cost'][mode])
     # On 3,000 packets a path can measure faster than the limit (noise): no ratio is asserted.
     assert all('path_ns' in p for mode, p in one['modes'].items() if mode != 'limit')
