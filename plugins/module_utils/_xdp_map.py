@@ -85,20 +85,27 @@ class MacCodec:
         return ':'.join('%02x' % b for b in raw[:6])
 
 
+def entry_kind(value):
+    """What an entry's key or value names: 'ifindex', 'mac', 'interface' (a valid interface name),
+    or None for none of them."""
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return 'ifindex'
+    try:
+        normalize_mac(str(value))
+        return 'mac'
+    except XdpkitError:
+        pass
+    return 'interface' if validate_ifname(str(value)) is None else None
+
+
 def check_entry_text(value, ipr, namespace, what):
     """What an entry can be checked for before its map exists (the program that declares it is
     not loaded yet): an ifindex, an interface in the namespace, or a MAC address."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return
+    kind = entry_kind(value)
     text = str(value)
-    try:
-        normalize_mac(text)
-        return
-    except XdpkitError:
-        pass
-    if validate_ifname(text) is not None:
+    if kind is None:
         raise XdpkitError("%s: %r is neither an interface name nor a MAC address" % (what, text))
-    if get_link(ipr, text) is None:
+    if kind == 'interface' and get_link(ipr, text) is None:
         # Missing, not malformed: check mode may not have made it (an earlier task of the run would).
         raise MissingDependency("%s: %r is neither an interface in %s (existing: %s) nor a MAC address" % (
             what, text, describe_ns(namespace), ', '.join(link_names(ipr))))
@@ -132,18 +139,13 @@ class XdpMapManager:
         ports, seen = [], set()
         for entry in self.entries if self.state == 'present' else []:
             value = entry.get('value')
-            if value is None:
-                continue
-            if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            kind = entry_kind(value) if value is not None else None
+            if kind == 'ifindex':
                 link = get_link_by_index(ipr, int(value))
+            elif kind == 'interface':
+                link = get_link(ipr, str(value))
             else:
-                text = str(value)
-                try:
-                    normalize_mac(text)
-                    continue
-                except XdpkitError:
-                    pass
-                link = get_link(ipr, text) if validate_ifname(text) is None else None
+                continue
             if link and link['ifindex'] not in seen:
                 seen.add(link['ifindex'])
                 ports.append((link['name'], link['ifindex'], ('egress',)))

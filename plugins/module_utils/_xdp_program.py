@@ -408,7 +408,7 @@ class XdpProgramSetManager:
             self._absent = [dict(params, state='absent', **item) for item in items] + \
                 [dict(receiver_params, state='absent', **item) for item in receivers]
 
-    def _unlisted(self, params):
+    def _unlisted(self):
         """For `exclusive`: managers that take the program off the ports it was attached to with this
         maps_dir (found by their default pin dirs, NAMESPACE@INTERFACE, in that namespace) that are no
         longer listed. Instances attached with a pin_dir of their own are not found, so left alone."""
@@ -427,7 +427,7 @@ class XdpProgramSetManager:
                     _bpf_pins.default_pin_dir(namespace, interface) != pin_dir:
                 continue
             unlisted.append(XdpProgramManager(dict(
-                params, state='absent', interface=interface, namespace=namespace, pin_dir=pin_dir,
+                self.params, state='absent', interface=interface, namespace=namespace, pin_dir=pin_dir,
                 maps_dir=maps_dir, force=False, leave_foreign=True), self.check_mode))
         return unlisted
 
@@ -470,7 +470,7 @@ class XdpProgramSetManager:
             raise
 
     def run(self):
-        unlisted = self._unlisted(self.params) if self.exclusive else []
+        unlisted = self._unlisted() if self.exclusive else []
         found, warnings = self._inspect_all(self.managers + self.receivers + unlisted)
         if self.map_entries:
             warnings += self._check_map_entries()
