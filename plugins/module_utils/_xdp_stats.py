@@ -24,7 +24,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute, require_link
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import missing_netns_error, netns_exists
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program, program_info
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 
 ACTIONS = ('XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT')
 STATS_MAP_NAME = 'xdp_stats_map'
@@ -87,7 +87,7 @@ def interface_program(namespace, interface):
         attached = attached_program(ipr, link['ifindex'])
     if not attached:
         return None
-    info = program_info(attached['prog_id'])
+    info = sysbpf.program_info(attached['prog_id'])
     info['mode'] = attached['mode']
     return info
 
