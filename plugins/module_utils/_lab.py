@@ -18,10 +18,8 @@ import os
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import MissingDependency, XdpkitError
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._neighbour import NeighbourManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
-    NetnsSetManager,
-    remove_netns,
-)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import remove_netns
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns_manager import NetnsSetManager
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteSetManager
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import SysctlSetManager, write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
