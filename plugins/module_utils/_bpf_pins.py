@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""bpffs and the pins under it: the mount, where an instance pins its maps
+"""[Layer 2, kernel objects] bpffs and the pins under it: the mount, where an instance pins its maps
 (PIN_ROOT/NAMESPACE@INTERFACE, shared maps in a maps_dir), the shared DEVMAP_HASH, removing pins,
 and whether a loaded program still uses the maps pinned for it.
 """

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""BPF C sources as xdp_program takes them: the user's defines validated into -D flags, a
+"""[Layer 0, ground] BPF C sources as xdp_program takes them: the user's defines validated into -D flags, a
 program's local includes flattened into one text, and what a source declares (the maps it pins,
 its devmaps and port tables, whether it forwards frames past the stack).
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Layer 0, ground (pure Python): the before and after of what a manager compared.
+"""[Layer 0, ground] The before and after of what a manager compared.
 
 In the spirit of community.docker's DifferenceTracker: a manager records each comparison it
 makes once, with the values it shows, and both `changed` and the diff are read from that

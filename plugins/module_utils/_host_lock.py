@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Layer 2, host object: the lock file under /run/xdpkit that keeps xdpkit's changes on a host
+"""[Layer 2, kernel objects] The lock file under /run/xdpkit that keeps xdpkit's changes on a host
 (or in one namespace, run through the netns connection) one at a time, and its removal with
 the namespace it was for.
 """

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A whole lab in one call: namespaces, veth pairs, neighbours, sysctls and routes.
+"""[Layer 3, managers] A whole lab in one call: namespaces, veth pairs, neighbours, sysctls and routes.
 
 The lab_topology role used to make one module call per kind of object and per link; each
 call costs a module start (about half a second of CPU here), which was most of what an

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a namespace's links look like (ifindex, MAC, addresses, XDP, counters), and how many
+"""[Layer 3, managers] What a namespace's links look like (ifindex, MAC, addresses, XDP, counters), and how many
 datagrams its kernel forwarded: the facts the scenario roles build on."""
 
 from __future__ import absolute_import, division, print_function

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The per-action counters of every xdpkit-style program attached on a host, in every network
+"""[Layer 3, managers] The per-action counters of every xdpkit-style program attached on a host, in every network
 namespace, in the Prometheus text exposition format (for node_exporter's textfile collector or
 a scrape of tools/xdp_stats --prometheus).
 

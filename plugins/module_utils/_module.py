@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The few lines every xdpkit module shares: import checks, running a manager, errors."""
+"""[Layer 4, modules] The few lines every xdpkit module shares: import checks, running a manager, errors."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Named network namespaces (as `ip netns` sees them) and entering them.
+"""[Layer 1, kernel interfaces] Named network namespaces (as `ip netns` sees them) and entering them.
 
 Entering is done with setns(2) on the calling thread only, for the length of a `with`
 block. A netlink socket opened inside the block stays bound to that namespace after the

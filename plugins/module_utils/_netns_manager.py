@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Layer 3, manager: the netns module's managers, one named namespace or many, present or
+"""[Layer 3, managers] The netns module's managers, one named namespace or many, present or
 absent. A namespace removed takes with it the pins kept under its name and its lock.
 """
 

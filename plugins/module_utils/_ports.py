@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The port table: what the kernel knows about an ingress port that an XDP program cannot
+"""[Layer 2, kernel objects] The port table: what the kernel knows about an ingress port that an XDP program cannot
 ask it (the port's MAC, its IPv4 rp_filter and accept_local), written by xdp_program for
 every port it attaches a program to whose source declares XDPKIT_PORT_TABLE; and the egress
 ports (XDPKIT_EGRESS_PORTS), the DEVMAP_HASH of the ports a program is attached to.

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""net.* sysctls inside a network namespace.
+"""[Layer 3, managers] net.* sysctls inside a network namespace.
 
 /proc/sys/net shows the namespace of the thread that opens the file, so the file is
 opened inside `in_netns`. The value found before xdpkit first changed a key is kept in a

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Layer 1, kernel interface: the XDP program on a link. Reading it (IFLA_XDP over netlink),
+"""[Layer 1, kernel interfaces] The XDP program on a link. Reading it (IFLA_XDP over netlink),
 attaching a loaded program by fd and detaching it (bcc's netlink calls), in a mode.
 
 Readers (link_info, xdp_stats, the metrics) import only the reading half, which needs neither

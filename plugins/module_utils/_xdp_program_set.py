@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Layer 3, manager: one program on many interfaces in one xdp_program call (a router's
+"""[Layer 3, managers] One program on many interfaces in one xdp_program call (a router's
 ports), with xdp_pass on the receivers, `exclusive` taking the program off ports no longer
 listed, `map_entries` filling the maps the programs share, and the rollback of a fresh attach
 whose maps cannot take those entries. Each interface is an XdpProgramManager (_xdp_program).

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Per-action packet and byte counters of the XDP program on an interface.
+"""[Layer 3, managers] Per-action packet and byte counters of the XDP program on an interface.
 
 The counters live in the program's per-CPU `xdp_stats_map`, found through the attached
 program's map ids, so no pin path needs to be known (and any xdpkit program is readable).
