@@ -93,7 +93,7 @@ def _remove_prefixed_links(prefix):
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netns
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _host_lock, _netns
     from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump
 
     for ns in _netns.list_netns():
@@ -101,7 +101,7 @@ def _remove_prefixed_links(prefix):
             _netns.remove_netns(ns)
     for name in os.listdir('/run/xdpkit') if os.path.isdir('/run/xdpkit') else []:
         if name.startswith('lock@' + prefix):
-            _netns.remove_netns_lock(name[len('lock@'):])
+            _host_lock.remove_netns_lock(name[len('lock@'):])
     with IPRoute() as ipr:
         for link in dump(ipr.get_links):
             name = link.get_attr('IFLA_IFNAME')

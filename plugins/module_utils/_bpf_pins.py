@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""bpffs and the pins under it: the mount, where an instance pins its maps
+"""[Layer 2, kernel objects] bpffs and the pins under it: the mount, where an instance pins its maps
 (PIN_ROOT/NAMESPACE@INTERFACE, shared maps in a maps_dir), the shared DEVMAP_HASH, removing pins,
 and whether a loaded program still uses the maps pinned for it.
 """
@@ -17,6 +17,7 @@ import shutil
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, libc
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import current_netns_name
 
 BPFFS = '/sys/fs/bpf'
 PIN_ROOT = BPFFS + '/xdpkit'
@@ -37,7 +38,6 @@ def default_pin_dir(namespace, interface):
     """PIN_ROOT/NAMESPACE@INTERFACE; without a namespace, the one the module runs in (empty
     for the host's), so that namespaces entered by the netns connection keep their own pins."""
     if not namespace:
-        from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import current_netns_name
         namespace = current_netns_name()
     return '%s/%s@%s' % (PIN_ROOT, namespace or '', interface)
 
@@ -102,6 +102,22 @@ def remove_pins(directory):
         os.rmdir(directory)
     except FileNotFoundError:
         pass
+
+
+def remove_namespace_pins(name):
+    """The namespace's programs and links died with it: unpin the maps pinned under its name
+    (PIN_ROOT/NAME@INTERFACE, and NAME@ROLE map dirs of the roles), which would otherwise
+    stay as orphans."""
+    try:
+        entries = os.listdir(PIN_ROOT)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.startswith(name + '@'):
+            remove_pins(os.path.join(PIN_ROOT, entry))
+    # The last lab gone leaves no empty xdpkit directory behind, and no kept compiled programs
+    # (xdp_program's absent does the same).
+    release_pin_root()
 
 
 def remove_empty_dir(directory):

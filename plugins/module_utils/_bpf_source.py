@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""BPF C sources as xdp_program takes them: the user's defines validated into -D flags, a
+"""[Layer 0, ground] BPF C sources as xdp_program takes them: the user's defines validated into -D flags, a
 program's local includes flattened into one text, and what a source declares (the maps it pins,
 its devmaps and port tables, whether it forwards frames past the stack).
 
@@ -16,7 +16,6 @@ import os
 import re
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, normalize_mac
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._ports import port_table_declarations
 
 _DEFINE_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,63}$')
 _NUMBER_RE = re.compile(r'^-?(0[xX][0-9a-fA-F]{1,16}|[0-9]{1,20})[uUlL]{0,3}$')
@@ -24,6 +23,7 @@ _MAC_LIKE_RE = re.compile(r'^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$')
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"\s*$')
 _DEVMAP_HASH_RE = re.compile(
     r'^\s*XDPKIT_(?:DEVMAP_HASH|EGRESS_PORTS)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
+_PORT_TABLE_RE = re.compile(r'^\s*XDPKIT_PORT_TABLE\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
 _EGRESS_PORTS_RE = re.compile(r'^\s*XDPKIT_EGRESS_PORTS\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
 _PINNED_TABLE_RE = re.compile(r'(XDPKIT_PIN_DIR|XDPKIT_MAPS_DIR)\s*"/([A-Za-z0-9_.-]+)"')
 _COMMENT_RE = re.compile(r'/\*.*?\*/|//[^\n]*', re.S)
@@ -132,6 +132,11 @@ def devmap_hash_declarations(text):
     """(name, max_entries) of every XDPKIT_DEVMAP_HASH (and XDPKIT_EGRESS_PORTS, which is one)
     in the flattened source."""
     return [(name, int(size)) for name, size in _DEVMAP_HASH_RE.findall(text)]
+
+
+def port_table_declarations(text):
+    """(name, max_entries) of every XDPKIT_PORT_TABLE (_ports fills them) in the flattened source."""
+    return [(name, int(size)) for name, size in _PORT_TABLE_RE.findall(text)]
 
 
 def egress_port_declarations(text):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The bpf(2) commands xdpkit's modules need, through ctypes: no bcc required.
+"""[Layer 1, kernel interfaces] The bpf(2) commands xdpkit's modules need, through ctypes: no bcc required.
 
 Pinned maps are read and written, and programs and maps are described from here, so the map,
 stats and info paths never import bcc (which compiles and is slow to import) and work on any

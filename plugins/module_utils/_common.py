@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Validation and errors shared by every xdpkit module.
+"""[Layer 0, ground] Validation and errors shared by every xdpkit module.
 
 Pure Python, no Ansible and no pyroute2: the unit tests import this directly.
 """

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""How a program is compiled and loaded: once per source and defines.
+"""[Layer 2, kernel objects] How a program is compiled and loaded: once per source and defines.
 
 bcc compiles C at every load it is asked for (about a second for the router; it needs a kernel
 build tree, and its compiler and verifier messages are caught for the error). The instructions
@@ -13,6 +13,10 @@ next instance and the next run open or create those pins, write their fds back a
 same instructions to the kernel. Anything unexpected (a map that is not pinned, a pin whose
 definition differs, the kernel refusing the program) falls back to the full bcc compile, so a
 kept load never behaves differently from a compiled one.
+
+Over 300 lines on purpose: the compile, the kept instructions and their load are one contract
+(a kept load is the compiled one, or it is not used), and a reader checks it in one file; split,
+the fd rewriting and the fallback that guards it would sit apart.
 """
 
 from __future__ import absolute_import, division, print_function

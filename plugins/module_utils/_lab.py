@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A whole lab in one call: namespaces, veth pairs, neighbours, sysctls and routes.
+"""[Layer 3, managers] A whole lab in one call: namespaces, veth pairs, neighbours, sysctls and routes.
 
 The lab_topology role used to make one module call per kind of object and per link; each
 call costs a module start (about half a second of CPU here), which was most of what an
@@ -18,10 +18,8 @@ import os
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import MissingDependency, XdpkitError
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._neighbour import NeighbourManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
-    NetnsSetManager,
-    remove_netns,
-)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import remove_netns
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns_manager import NetnsSetManager
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteSetManager
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import SysctlSetManager, write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager

@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a namespace's links look like (ifindex, MAC, addresses, XDP, counters), and how many
+"""[Layer 3, managers] What a namespace's links look like (ifindex, MAC, addresses, XDP, counters), and how many
 datagrams its kernel forwarded: the facts the scenario roles build on."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     XdpkitError,
     check_ifname,
@@ -26,7 +27,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
     missing_netns_error,
     netns_exists,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program, program_info
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 
 STAT_KEYS = ('rx_packets', 'tx_packets', 'rx_bytes', 'tx_bytes', 'rx_dropped', 'tx_dropped')
 
@@ -67,7 +68,7 @@ def describe_link(ipr, msg):
     attached = attached_program(ipr, link['ifindex'])
     link['xdp'] = None
     if attached:
-        info = program_info(attached['prog_id'])
+        info = sysbpf.program_info(attached['prog_id'])
         link['xdp'] = {'prog_id': info['id'], 'name': info['name'], 'tag': info['tag'], 'mode': attached['mode']}
     return link
 

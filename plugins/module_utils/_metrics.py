@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The per-action counters of every xdpkit-style program attached on a host, in every network
+"""[Layer 3, managers] The per-action counters of every xdpkit-style program attached on a host, in every network
 namespace, in the Prometheus text exposition format (for node_exporter's textfile collector or
 a scrape of tools/xdp_stats --prometheus).
 
@@ -16,9 +16,10 @@ __metaclass__ = type
 import os
 import tempfile
 
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns, netns_exists
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program, program_info
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
     ACTIONS,
     find_stats_map,
@@ -63,7 +64,7 @@ def collect():
         finally:
             os.close(fd)
         samples.append({'namespace': namespace, 'interface': interface, 'prog_id': prog_id,
-                        'program': program_info(prog_id)['name'] or '', 'counters': counters})
+                        'program': sysbpf.program_info(prog_id)['name'] or '', 'counters': counters})
     return samples
 
 

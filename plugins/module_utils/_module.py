@@ -1,21 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The few lines every xdpkit module shares: import checks, running a manager, errors."""
+"""[Layer 4, modules] The few lines every xdpkit module shares: import checks, running a manager, errors."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import fcntl
-import os
-import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import MissingDependency, XdpkitError
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._host_lock import HostLock
 
 
 def require_pyroute2(module):
@@ -26,63 +23,6 @@ def require_pyroute2(module):
     if not HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib('pyroute2 (Debian: python3-pyroute2)'),
                          exception=str(PYROUTE2_IMPORT_ERROR))
-
-
-LOCK_FILE = '/run/xdpkit/lock'
-
-
-def lock_file():
-    """The host's lock, or one of its own for a namespace the module was run in (the netns
-    connection): routers in namespaces of one lab host converge in parallel."""
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import current_netns_name
-    name = current_netns_name()
-    return LOCK_FILE if name is None else '%s@%s' % (LOCK_FILE, name)
-
-
-LOCK_TIMEOUT = 300
-
-
-class HostLock:
-    """One xdpkit change at a time per host: two playbooks converging the same scenario
-    interleave their tasks, never the inside of one (a veth created twice, a program
-    replaced while the other run fills its maps)."""
-
-    def __init__(self, module_name, timeout=LOCK_TIMEOUT):
-        self.module_name = module_name
-        self.path = lock_file()
-        self.timeout = timeout
-        self.handle = None
-
-    def __enter__(self):
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.handle = open(self.path, 'a+')
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    self.handle.seek(0)
-                    holder = self.handle.read().strip() or 'unknown'
-                    self.handle.close()
-                    raise XdpkitError(
-                        "another xdpkit run holds %s (%s) and did not let go within %d s; wait for it to "
-                        "finish, or stop it if it hangs" % (self.path, holder, self.timeout))
-                time.sleep(0.05)
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write('pid %d, module %s' % (os.getpid(), self.module_name))
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.handle.seek(0)
-        self.handle.truncate()
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
 
 
 def run_manager(module, manager_class, changes=True):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Static (permanent) neighbour entries: ARP for IPv4, NDP for IPv6."""
+"""[Layer 3, managers] Static (permanent) neighbour entries: ARP for IPv4, NDP for IPv6."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What netfilter does in a namespace that an XDP forwarding program would skip.
+"""[Layer 2, kernel objects] What netfilter does in a namespace that an XDP forwarding program would skip.
 
 A frame redirected by XDP never reaches the prerouting, forward or postrouting hooks (nor a
 netdev ingress or egress chain): its filter, NAT and conntrack rules silently stop applying.

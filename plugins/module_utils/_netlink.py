@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Netlink (pyroute2) access to links and addresses in any namespace.
+"""[Layer 1, kernel interfaces] Netlink (pyroute2) access to links and addresses in any namespace.
 
 Every read returns plain dicts and ipaddress objects so that the comparisons in the
 managers are pure functions.

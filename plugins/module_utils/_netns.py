@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Named network namespaces (as `ip netns` sees them) and entering them.
+"""[Layer 1, kernel interfaces] Named network namespaces (as `ip netns` sees them) and entering them.
 
 Entering is done with setns(2) on the calling thread only, for the length of a `with`
 block. A netlink socket opened inside the block stays bound to that namespace after the
@@ -163,94 +163,3 @@ def remove_netns(name):
     from pyroute2 import netns as pr_netns
 
     pr_netns.remove(name)
-
-
-def remove_netns_pins(name):
-    """The namespace's programs and links died with it: unpin the maps pinned under its name
-    (PIN_ROOT/NAME@INTERFACE, and NAME@ROLE map dirs of the roles), which would otherwise
-    stay as orphans."""
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_pins import (
-        PIN_ROOT,
-        release_pin_root,
-        remove_pins,
-    )
-
-    try:
-        entries = os.listdir(PIN_ROOT)
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if entry.startswith(name + '@'):
-            remove_pins(os.path.join(PIN_ROOT, entry))
-    # The last lab gone leaves no empty xdpkit directory behind, and no kept compiled programs
-    # (xdp_program's absent does the same).
-    release_pin_root()
-
-
-def remove_netns_lock(name):
-    """The lock of modules run inside the namespace (the netns connection) goes with it: a lab
-    torn down leaves no /run/xdpkit/lock@NAME behind."""
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import LOCK_FILE
-    try:
-        os.unlink('%s@%s' % (LOCK_FILE, name))
-    except FileNotFoundError:
-        pass
-
-
-class NetnsManager:
-    """The `netns` module's logic: one named namespace, present or absent."""
-
-    def __init__(self, params, check_mode=False):
-        self.name = check_netns_name(params['name'])
-        self.state = params['state']
-        self.check_mode = check_mode
-
-    def run(self):
-        exists = netns_exists(self.name)
-        wanted = self.state == 'present'
-        changed = exists != wanted
-        if changed and not self.check_mode:
-            if wanted:
-                create_netns(self.name)
-            else:
-                remove_netns(self.name)
-                remove_netns_pins(self.name)
-                remove_netns_lock(self.name)
-        view = {'name': self.name, 'path': netns_path(self.name)}
-        return {
-            'changed': changed,
-            'namespace': view if wanted else None,
-            'diff': {'before': view if exists else None, 'after': view if wanted else None},
-        }
-
-
-class NetnsSetManager:
-    """Many namespaces in one call (a lab's): one module start instead of one per namespace.
-    Every name is checked before any namespace is made; the ones this call made go again when
-    a later one fails."""
-
-    def __init__(self, params, check_mode=False):
-        names = params['names']
-        self.managers = [NetnsManager({'name': name, 'state': params['state']}, check_mode) for name in names]
-        if len(set(names)) != len(names):
-            raise XdpkitError('names: %s given twice' % ', '.join(sorted({n for n in names if names.count(n) > 1})))
-        self.state = params['state']
-        self.check_mode = check_mode
-
-    def run(self):
-        results = []
-        try:
-            for manager in self.managers:
-                results.append(manager.run())
-        except Exception:
-            if self.state == 'present' and not self.check_mode:
-                for manager, result in zip(self.managers, results):
-                    if result['changed']:
-                        remove_netns(manager.name)
-            raise
-        return {
-            'changed': any(r['changed'] for r in results),
-            'namespaces': [r['namespace'] for r in results if r['namespace']],
-            'diff': {'before': [r['diff']['before'] for r in results if r['diff']['before']],
-                     'after': [r['diff']['after'] for r in results if r['diff']['after']]},
-        }

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""How xdpkit knows a program is its own, and whether it is the one wanted: a digest of what
+"""[Layer 2, kernel objects] How xdpkit knows a program is its own, and whether it is the one wanted: a digest of what
 was compiled and the program's id, kept in a one-entry array map pinned beside the instance
 (xdpkit_meta), and a per-boot record of the ids xdpkit attached (/run/xdpkit/programs), which
 survives a lost bpffs.

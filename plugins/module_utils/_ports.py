@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The port table: what the kernel knows about an ingress port that an XDP program cannot
+"""[Layer 2, kernel objects] The port table: what the kernel knows about an ingress port that an XDP program cannot
 ask it (the port's MAC, its IPv4 rp_filter and accept_local), written by xdp_program for
 every port it attaches a program to whose source declares XDPKIT_PORT_TABLE; and the egress
 ports (XDPKIT_EGRESS_PORTS), the DEVMAP_HASH of the ports a program is attached to.
@@ -15,7 +15,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import re
 import struct
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
@@ -25,12 +24,6 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in
 # struct xdpkit_port in bpf/xdpkit.h: mac[6], rp_filter, accept_local
 PORT_FORMAT = '=6sBB'
 PORT_SIZE = struct.calcsize(PORT_FORMAT)
-_PORT_TABLE_RE = re.compile(r'^\s*XDPKIT_PORT_TABLE\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
-
-
-def port_table_declarations(text):
-    """(name, max_entries) of every XDPKIT_PORT_TABLE in the flattened source."""
-    return [(name, int(size)) for name, size in _PORT_TABLE_RE.findall(text)]
 
 
 def _conf(interface, key):

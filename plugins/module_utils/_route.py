@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Routes in a namespace, one or many per call, each identified by (table, destination, metric)."""
+"""[Layer 3, managers] Routes in a namespace, one or many per call, each identified by (table, destination, metric)."""
 
 from __future__ import absolute_import, division, print_function
 

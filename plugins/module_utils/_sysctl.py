@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""net.* sysctls inside a network namespace.
+"""[Layer 3, managers] net.* sysctls inside a network namespace.
 
 /proc/sys/net shows the namespace of the thread that opens the file, so the file is
 opened inside `in_netns`. The value found before xdpkit first changed a key is kept in a
@@ -21,6 +21,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     XdpkitError,
     describe_ns,
 )
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
     in_netns,
     missing_netns_error,
@@ -116,9 +117,11 @@ class SysctlManager:
         self.check_mode = check_mode
 
     def run(self):
+        diff = DifferenceTracker()
         if self.namespace and not netns_exists(self.namespace):
             if self.state == 'absent':
-                return self._result(False, None, None)
+                diff.add('value', None, None)
+                return self._result(diff)
             raise missing_netns_error(self.namespace)
         current = read_sysctl(self.namespace, self.key)
         saved = _load_saved()
@@ -128,7 +131,7 @@ class SysctlManager:
         else:
             # absent = "as it was before xdpkit set it"; nothing recorded means nothing to undo.
             wanted = saved.get(record, current)
-        changed = current != wanted
+        changed = diff.add('value', current, wanted)
         if not self.check_mode:
             # Remember the original before writing: a run killed in between must still be
             # able to put it back.
@@ -143,16 +146,17 @@ class SysctlManager:
             if self.state == 'absent' and record in saved:
                 del saved[record]
                 _store_saved(saved)
-        return self._result(changed, current, wanted)
+        return self._result(diff)
 
-    def _result(self, changed, before, after):
+    def _result(self, diff):
+        value = diff.diff_of('value')
         return {
-            'changed': changed,
+            'changed': diff.changed,
             'name': self.key,
             'namespace': self.namespace,
-            'value': after,
-            'previous': before,
-            'diff': {'before': {'value': before}, 'after': {'value': after}},
+            'value': value['after'],
+            'previous': value['before'],
+            'diff': diff.diff(),
         }
 
 
@@ -202,12 +206,14 @@ class SysctlSetManager:
                     if done['changed']:
                         write_sysctl(done['namespace'], done['name'], done['previous'])
             raise
+        diff = DifferenceTracker()
+        for r in results:
+            diff.add(_diff_key(r), r['previous'], r['value'], r['changed'])
         return {
-            'changed': any(r['changed'] for r in results),
+            'changed': diff.changed,
             'sysctls': [{'name': r['name'], 'namespace': r['namespace'], 'value': r['value'],
                          'previous': r['previous']} for r in results],
-            'diff': {'before': {_diff_key(r): r['previous'] for r in results},
-                     'after': {_diff_key(r): r['value'] for r in results}},
+            'diff': diff.diff(),
         }
 
 

@@ -1,9 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A lab as data: nodes, links between node:port pairs, address pools and routes computed
+"""[Layer 0, ground] A lab as data: nodes, links between node:port pairs, address pools and routes computed
 from the link graph, turned into the module calls that build it and the inventory that
-names every node as a netns host. Pure functions: no kernel, no Ansible."""
+names every node as a netns host. Pure functions: no kernel, no Ansible.
+
+Over 300 lines on purpose: one planner, plan_lab(), and the steps it runs in order (nodes, links
+and their address pools, first hops, computed and given routes); each step is a small function
+that only plan_lab calls, and they read best in that order, top to bottom."""
 
 from __future__ import absolute_import, division, print_function
 

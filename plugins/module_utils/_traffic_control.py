@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What traffic control does on a port that an XDP forwarding program would skip.
+"""[Layer 2, kernel objects] What traffic control does on a port that an XDP forwarding program would skip.
 
 XDP runs before tc ingress, and a redirected frame is handed to the egress driver
 (ndo_xdp_xmit) without a qdisc: the ingress filters of the port it arrived on and the egress

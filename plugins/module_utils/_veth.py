@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""veth pairs: read both ends, compare with the wanted state, converge."""
+"""[Layer 3, managers] veth pairs: read both ends, compare with the wanted state, converge."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Entries of pinned maps: port maps (DEVMAP / DEVMAP_HASH, interface -> interface) and MAC
-tables (MAC -> MAC), shown and compared as text, written as bytes."""
+"""[Layer 3, managers] Entries of pinned maps: port maps (DEVMAP / DEVMAP_HASH, interface -> interface) and MAC
+tables (MAC -> MAC), shown and compared as text, written as bytes (_map_entries turns one into the
+other): the xdp_map module's managers, and the one xdp_program's map_entries uses."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -10,23 +11,23 @@ __metaclass__ = type
 
 import errno
 import os
-import struct
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _traffic_control
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
-    MissingDependency,
     XdpkitError,
     check_netns_name,
-    describe_ns,
-    normalize_mac,
-    validate_ifname,
+)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._map_entries import (
+    MacCodec,
+    PortCodec,
+    check_entry_text,
+    entry_kind,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
     get_link,
     get_link_by_index,
     iproute,
-    link_names,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
     in_netns,
@@ -44,71 +45,6 @@ def entries_argument_spec(value_required=False):
         key=dict(type='raw', required=True, no_log=False),
         value=dict(type='raw', required=value_required),
     ))
-
-
-class PortCodec:
-    """Interface names <-> ifindex bytes, resolved in one namespace."""
-
-    kind = 'port'
-
-    def __init__(self, ipr, namespace):
-        self.ipr = ipr
-        self.namespace = namespace
-
-    def encode(self, text, what):
-        if isinstance(text, int) or (isinstance(text, str) and text.isdigit()):
-            return struct.pack('=I', int(text))
-        link = get_link(self.ipr, str(text)) if validate_ifname(str(text)) is None else None
-        if link is None:
-            raise MissingDependency("%s: interface '%s' does not exist in %s (existing: %s)" % (
-                what, text, describe_ns(self.namespace), ', '.join(link_names(self.ipr))))
-        return struct.pack('=I', link['ifindex'])
-
-    def decode(self, raw):
-        ifindex = struct.unpack('=I', raw[:4])[0]
-        link = get_link_by_index(self.ipr, ifindex)
-        return link['name'] if link else str(ifindex)
-
-
-class MacCodec:
-    kind = 'mac'
-
-    @staticmethod
-    def encode(text, what):
-        try:
-            return bytes.fromhex(normalize_mac(text).replace(':', ''))
-        except XdpkitError as exc:
-            raise XdpkitError('%s: %s' % (what, exc))
-
-    @staticmethod
-    def decode(raw):
-        return ':'.join('%02x' % b for b in raw[:6])
-
-
-def entry_kind(value):
-    """What an entry's key or value names: 'ifindex', 'mac', 'interface' (a valid interface name),
-    or None for none of them."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return 'ifindex'
-    try:
-        normalize_mac(str(value))
-        return 'mac'
-    except XdpkitError:
-        pass
-    return 'interface' if validate_ifname(str(value)) is None else None
-
-
-def check_entry_text(value, ipr, namespace, what):
-    """What an entry can be checked for before its map exists (the program that declares it is
-    not loaded yet): an ifindex, an interface in the namespace, or a MAC address."""
-    kind = entry_kind(value)
-    text = str(value)
-    if kind is None:
-        raise XdpkitError("%s: %r is neither an interface name nor a MAC address" % (what, text))
-    if kind == 'interface' and get_link(ipr, text) is None:
-        # Missing, not malformed: check mode may not have made it (an earlier task of the run would).
-        raise MissingDependency("%s: %r is neither an interface in %s (existing: %s) nor a MAC address" % (
-            what, text, describe_ns(namespace), ', '.join(link_names(ipr))))
 
 
 def plan_entries(before, wanted, state, exclusive):

@@ -1,8 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""XDP programs on interfaces: what is attached, attaching, detaching, and the
-xdp_program module's manager."""
+"""[Layer 3, managers] One XDP program on one interface, the xdp_program module's manager for a
+single interface. It reads what is attached and refuses what it must (another tool's program,
+netfilter or traffic control a forwarding program would skip) before anything changes, then
+compiles only when needed, loads, attaches, pins, and writes the port's facts.
+
+Many interfaces in one call, receivers, `exclusive` and `map_entries` are _xdp_program_set's.
+Just over 300 lines on purpose: one interface's converge, from the guards to the pins, is one
+class read top to bottom; its kernel calls live below it (_xdp_link, _compile, _ports, _bpf_pins).
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -16,15 +23,14 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ownershi
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _traffic_control
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_sys import program_info
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
-    MissingDependency,
     XdpkitError,
     check_ifname,
     check_netns_name,
     describe_ns,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._compile import load_xdp_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netfilter import bypassed_chains, refusal
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import (
     get_addresses,
@@ -34,38 +40,32 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import 
     require_link,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
-    in_netns,
     missing_netns_error,
     netns_exists,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import XdpMapSetManager
-
-XDP_FLAGS_SKB_MODE = 1 << 1
-XDP_FLAGS_DRV_MODE = 1 << 2
-MODE_FLAGS = {'native': XDP_FLAGS_DRV_MODE, 'generic': XDP_FLAGS_SKB_MODE}
-# IFLA_XDP_ATTACHED, as a number or as pyroute2's names for the numbers
-ATTACHED_MODES = {1: 'native', 2: 'generic', 3: 'offload', 4: 'multi',
-                  'xdp': 'native', 'xdpgeneric': 'generic', 'xdpoffload': 'offload', 'xdpmulti': 'multi'}
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attach, attached_program, detach
 
 
-def attached_program(ipr, ifindex):
-    """{'prog_id', 'mode'} of the XDP program on a link, or None.
+class Found:
+    """What XdpProgramManager.inspect() read before anything changed, in one of three states."""
 
-    With programs in two modes at once ('multi'), the native one is reported.
-    """
-    msg = ipr.link('get', index=ifindex)[0]
-    xdp = msg.get_attr('IFLA_XDP')
-    if not xdp:
-        return None
-    attached = xdp.get_attr('IFLA_XDP_ATTACHED') or 0
-    if not attached:
-        return None
-    mode = ATTACHED_MODES.get(attached, str(attached))
-    prog_id = xdp.get_attr('IFLA_XDP_PROG_ID')
-    if mode == 'multi':
-        prog_id = xdp.get_attr('IFLA_XDP_DRV_PROG_ID') or xdp.get_attr('IFLA_XDP_SKB_PROG_ID')
-        mode = 'native' if xdp.get_attr('IFLA_XDP_DRV_PROG_ID') else 'generic'
-    return {'prog_id': prog_id, 'mode': mode}
+    # The namespace is there: the link, its program, the pins and the source were read.
+    READ = 'read'
+    # state=absent in a namespace that is gone: nothing to read, only pins left to remove.
+    NAMESPACE_GONE = 'namespace gone'
+    # Check mode: a namespace or link that an earlier task of this run would create is missing.
+    PREDICTED = 'predicted'
+
+    def __init__(self, state, link=None, attached=None, ipv4_addressed=False, meta=None, ours=False,
+                 before=None, text=None):
+        self.state = state
+        self.link = link
+        self.attached = attached
+        self.ipv4_addressed = ipv4_addressed
+        self.meta = meta
+        self.ours = ours
+        self.before = before
+        self.text = text
 
 
 def foreign_program_error(view, action):
@@ -76,32 +76,6 @@ def foreign_program_error(view, action):
             view['interface'], describe_ns(view['namespace']), view['prog_id'], view['name'], view['tag'],
             view['mode'], action, action))
 
-
-def _bcc_xdp():
-    from bcc import BPF
-    return BPF
-
-
-def attach(namespace, interface, prog_fd, mode):
-    """Attach in `mode`; an existing program in that mode is replaced atomically by the kernel."""
-    bpf_cls = _bcc_xdp()
-    with in_netns(namespace):
-        try:
-            bpf_cls.attach_xdp(interface.encode(), bpf_cls.Function(None, b'', prog_fd), MODE_FLAGS[mode])
-        except Exception as exc:
-            hint = ''
-            if 'out of range' in str(exc):
-                # veth refuses native XDP while its peer's MTU exceeds what fits in one page.
-                hint = ("; for a veth this means the peer's MTU is too large for native XDP (keep it under "
-                        "about 3500 bytes) or use mode: generic")
-            raise XdpkitError("attaching the XDP program to '%s' in %s (%s mode) failed: %s%s" % (
-                interface, describe_ns(namespace), mode, exc, hint))
-
-
-def detach(namespace, interface, mode):
-    bpf_cls = _bcc_xdp()
-    with in_netns(namespace):
-        bpf_cls.remove_xdp(interface.encode(), MODE_FLAGS.get(mode, 0))
 
 
 class XdpProgramManager:
@@ -129,6 +103,8 @@ class XdpProgramManager:
         # Set for a port that `exclusive` takes the program off: a program another tool has put
         # there since is left attached, only our pins and port entries go.
         self.leave_foreign = bool(params.get('leave_foreign'))
+        # What the set manager takes back with (state=absent) when the map entries fail.
+        self.params = params
         if self.state == 'present' and not self.source_main:
             raise XdpkitError("xdp_program on '%s': give program (a name from the collection's bpf/) or src" %
                               self.interface)
@@ -137,7 +113,7 @@ class XdpProgramManager:
     def _view(self, attached, meta_ok, port=None):
         if not attached:
             return None
-        info = program_info(attached['prog_id'])
+        info = sysbpf.program_info(attached['prog_id'])
         return {
             'interface': self.interface,
             'namespace': self.namespace,
@@ -162,10 +138,10 @@ class XdpProgramManager:
     def inspect(self):
         """Read what is there and raise on whatever would make the run fail (a missing
         namespace or link, another tool's program, netfilter rules or traffic control the program would skip),
-        before anything changes. None when a namespace that is gone leaves nothing to read."""
+        before anything changes."""
         if self.namespace and not netns_exists(self.namespace):
             if self.state == 'absent':
-                return None
+                return Found(Found.NAMESPACE_GONE)
             raise missing_netns_error(self.namespace)
         with iproute(self.namespace) as ipr:
             link = require_link(ipr, self.interface, self.namespace) if self.state == 'present' \
@@ -180,11 +156,11 @@ class XdpProgramManager:
             if not self.leave_foreign:
                 raise foreign_program_error(before, 'replace' if self.state == 'present' else 'detach')
             attached = before = None
-        found = {'link': link, 'attached': attached, 'ipv4_addressed': ipv4_addressed, 'meta': meta,
-                 'ours': ours, 'before': before, 'text': None}
+        found = Found(Found.READ, link=link, attached=attached, ipv4_addressed=ipv4_addressed, meta=meta,
+                      ours=ours, before=before)
         if self.state == 'present':
-            found['text'] = _bpf_source.flatten_sources(self.source_main, self.source_files)
-            forwards = _bpf_source.forwards_frames(found['text'])
+            found.text = _bpf_source.flatten_sources(self.source_main, self.source_files)
+            forwards = _bpf_source.forwards_frames(found.text)
             if forwards and self.netfilter == 'refuse':
                 chains = bypassed_chains(self.namespace)
                 if chains:
@@ -208,19 +184,25 @@ class XdpProgramManager:
                 ports.append((egress['name'], egress['ifindex'], ('egress',)))
         return ports
 
-    def run(self, found=False):
-        if found is False:
-            found = self.inspect()
+    def run(self, found=None):
+        """Converge; `found` is what inspect() read, when the caller inspected first."""
         if found is None:
-            changed = bool(_bpf_pins.pinned_files(self.pin_dir))
-            if changed and not self.check_mode:
+            found = self.inspect()
+        diff = DifferenceTracker()
+        if found.state == Found.PREDICTED:
+            diff.add('program', None, None, changed=True)
+            return dict(self._result(diff), predicted=True)
+        if found.state == Found.NAMESPACE_GONE:
+            if diff.add('program', None, None, changed=bool(_bpf_pins.pinned_files(self.pin_dir))) \
+                    and not self.check_mode:
                 self._remove_pins()
-            return self._result(changed, None, None)
-        link, attached, before, text = found['link'], found['attached'], found['before'], found['text']
-        ours, meta = found['ours'], found['meta']
+            return self._result(diff)
+        link, attached, before, text = found.link, found.attached, found.before, found.text
+        ours, meta = found.ours, found.meta
 
         if self.state == 'absent':
-            changed = attached is not None or bool(_bpf_pins.pinned_files(self.pin_dir))
+            changed = diff.add('program', before, None,
+                               changed=attached is not None or bool(_bpf_pins.pinned_files(self.pin_dir)))
             if changed and not self.check_mode:
                 if attached:
                     detach(self.namespace, self.interface, attached['mode'])
@@ -230,15 +212,15 @@ class XdpProgramManager:
                         _ports.delete_port(path, link['ifindex'])
                     _ports.remove_egress_port(self.maps_dir, link['ifindex'])
                 self._remove_pins()
-            return self._result(changed, before, None)
+            return self._result(diff)
 
         if not self.check_mode:
             _bpf_pins.ensure_bpffs()
         define_flags = _bpf_source.define_flags(self.defines)
         cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir] + define_flags
         digest = _ownership.program_digest(text, cflags, self.function, self.mode)
-        port_tables = [os.path.join(self.maps_dir, name) for name, _size in _ports.port_table_declarations(text)]
-        port = _ports.wanted_port(self.namespace, link, found['ipv4_addressed']) if port_tables else None
+        port_tables = [os.path.join(self.maps_dir, name) for name, _size in _bpf_source.port_table_declarations(text)]
+        port = _ports.wanted_port(self.namespace, link, found.ipv4_addressed) if port_tables else None
         egress_maps = [os.path.join(self.maps_dir, name) for name, _size in _bpf_source.egress_port_declarations(text)]
         # Every pin must still be there and be the map the program uses: a map unpinned
         # behind our back (or re-pinned by another port's reload) is one later runs (xdp_map,
@@ -254,23 +236,26 @@ class XdpProgramManager:
             # its entry in the egress ports (removed behind our back).
             stale = [path for path in port_tables if _ports.read_port(path, link['ifindex']) != port]
             missing = [path for path in egress_maps if not _ports.has_egress_port(path, link['ifindex'])]
-            if not stale and not missing:
-                return self._result(False, before, before)
+            # A missing egress entry changes nothing the view shows, but is a change all the same.
+            refreshed = dict(before, port=port) if stale or missing else before
+            if not diff.add('program', before, refreshed, changed=bool(stale or missing)):
+                return self._result(diff)
             if not self.check_mode:
                 for path in stale:
                     _ports.write_port(path, link['ifindex'], port)
                 for path in missing:
                     _ports.add_egress_port(path, link['ifindex'], self.namespace)
-            return self._result(True, before, dict(before, port=port))
+            return self._result(diff)
         planned = {'interface': self.interface, 'namespace': self.namespace, 'prog_id': None,
                    'name': self.function[:15], 'tag': None, 'mode': self.mode, 'managed': True, 'port': port}
         if self.check_mode:
-            return self._result(True, before, planned)
+            diff.add('program', before, planned, changed=True)
+            return self._result(diff)
 
         prog_id, loaded = self._load_and_attach(text, define_flags, attached, link, port_tables, port, egress_maps)
         _ownership.write_meta(self.pin_dir, digest, prog_id, _ownership.MODES[self.mode], self.maps_dir)
-        after = self._view({'prog_id': prog_id, 'mode': self.mode}, True, port)
-        return self._result(True, before, after, loaded)
+        diff.add('program', before, self._view({'prog_id': prog_id, 'mode': self.mode}, True, port), changed=True)
+        return self._result(diff, loaded)
 
     def _current_port(self, link):
         if not link:
@@ -320,11 +305,13 @@ class XdpProgramManager:
             _bpf_pins.remove_pins(self.maps_dir)
         _bpf_pins.release_pin_root()
 
-    def _result(self, changed, before, after, loaded=None):
+    def _result(self, diff, loaded=None):
+        program = diff.diff_of('program')
+        after = program['after']
         result = {
-            'changed': changed,
+            'changed': diff.changed,
             'program': after,
-            'diff': {'before': before, 'after': after},
+            'diff': program,
             'compiled': bool(loaded and loaded.compiled),
             'compile_seconds': loaded.compile_seconds if loaded else 0.0,
         }
@@ -332,186 +319,3 @@ class XdpProgramManager:
             result.update(self._pins())
         return result
 
-
-def _interface_item(item, namespace):
-    if isinstance(item, str):
-        return {'interface': item, 'namespace': namespace}
-    # Other keys are left alone, so that entries of a lab plan (lab_peers: node, namespace,
-    # interface) can be passed as they are.
-    if not isinstance(item, dict) or not item.get('interface'):
-        raise XdpkitError("interfaces: every entry is an interface name or {interface: NAME, namespace: NS}; got %r" %
-                          (item,))
-    return {'interface': item['interface'], 'namespace': item.get('namespace') or namespace}
-
-
-RECEIVER_PROGRAM = 'xdp_pass.c'
-
-
-def _map_entries_manager(params, managers, namespace, check_mode):
-    """The maps of map_entries, in the maps_dir every interface's program shares."""
-    dirs = sorted({manager.maps_dir for manager in managers})
-    if len(dirs) > 1:
-        raise XdpkitError('map_entries: the interfaces keep their maps in different directories (%s); give '
-                          'maps_dir, the directory their programs share' % ', '.join(dirs))
-    maps = []
-    for item in params['map_entries']:
-        name = item.get('name') or ''
-        if not name or '/' in name or name in ('.', '..'):
-            raise XdpkitError("map_entries: %r is not the name of a map pinned in maps_dir (%s); give the map's "
-                              "name as the program declares it, e.g. tx_ports" % (name, dirs[0]))
-        maps.append({'path': os.path.join(dirs[0], name), 'entries': item.get('entries') or [],
-                     'exclusive': bool(item.get('exclusive'))})
-    return XdpMapSetManager({'namespace': namespace, 'state': 'present', 'maps': maps,
-                             'traffic_control': params.get('traffic_control')}, check_mode)
-
-
-class XdpProgramSetManager:
-    """One program on many interfaces in one call (a router's ports), and xdp_pass on the
-    veth ends that receive what it redirects: one module start, one read of the sources, one
-    compile per program. Every interface is inspected (namespace, link, another tool's
-    program, netfilter, traffic control) before any is changed, so bad input fails with nothing changed; then
-    each converges in order, each whole."""
-
-    def __init__(self, params, check_mode=False):
-        self.check_mode = check_mode
-        self.single = params.get('interfaces') is None
-        if not self.single and params.get('pin_dir'):
-            raise XdpkitError('interfaces: pin_dir is per interface; leave it out (each interface gets its own '
-                              'default pin dir) or use one call per interface')
-        namespace = params.get('namespace') or None
-        items = [{'interface': params['interface'], 'namespace': namespace}] if self.single else \
-            [_interface_item(item, namespace) for item in params['interfaces']]
-        if not items:
-            raise XdpkitError('interfaces: the list is empty; give at least one interface')
-        receivers = [_interface_item(item, namespace) for item in params.get('receivers') or []]
-        if receivers and params['state'] == 'present' and not params.get('receiver_source_files'):
-            raise XdpkitError('receivers: the xdp_pass source did not come with the call; run the module through its '
-                              'action plugin (as a task), which reads it on the controller')
-        keys = [(i['namespace'], i['interface']) for i in items + receivers]
-        twice = sorted({'%s in %s' % (k[1], describe_ns(k[0])) for k in keys if keys.count(k) > 1})
-        if twice:
-            raise XdpkitError('interfaces and receivers: %s given twice' % ', '.join(twice))
-        self.managers = [XdpProgramManager(dict(params, **item), check_mode) for item in items]
-        self.params = params
-        self.exclusive = bool(params.get('exclusive')) and params['state'] == 'present'
-        if self.exclusive and self.single:
-            raise XdpkitError('exclusive: give the ports as interfaces (the list the program should run on, '
-                              'and on no other port of its maps_dir)')
-        receiver_params = dict(params, pin_dir=None, maps_dir=None, defines={}, function=None,
-                               source_files=params.get('receiver_source_files'),
-                               source_main=RECEIVER_PROGRAM if params['state'] == 'present' else None)
-        self.receivers = [XdpProgramManager(dict(receiver_params, **item), check_mode) for item in receivers]
-        self.map_entries = None
-        if params.get('map_entries') and params['state'] == 'present':
-            self.map_entries = _map_entries_manager(params, self.managers, namespace, check_mode)
-            # What the run takes back if the entries fail after the programs changed.
-            self._absent = [dict(params, state='absent', **item) for item in items] + \
-                [dict(receiver_params, state='absent', **item) for item in receivers]
-
-    def _unlisted(self):
-        """For `exclusive`: managers that take the program off the ports it was attached to with this
-        maps_dir (found by their default pin dirs, NAMESPACE@INTERFACE, in that namespace) that are no
-        longer listed. Instances attached with a pin_dir of their own are not found, so left alone."""
-        dirs = {manager.maps_dir for manager in self.managers}
-        namespaces = {manager.namespace for manager in self.managers}
-        if len(dirs) > 1 or len(namespaces) > 1:
-            raise XdpkitError('exclusive: the interfaces must share one namespace and one maps_dir (the ports of '
-                              'one router); got %s' % ', '.join(sorted(
-                                  '%s in %s' % (m.interface, describe_ns(m.namespace)) for m in self.managers)))
-        maps_dir, namespace = dirs.pop(), namespaces.pop()
-        listed = {manager.pin_dir for manager in self.managers}
-        unlisted = []
-        for pin_dir in _ownership.instances_using_maps_dir(maps_dir, None):
-            interface = os.path.basename(pin_dir).partition('@')[2]
-            if pin_dir in listed or not interface or \
-                    _bpf_pins.default_pin_dir(namespace, interface) != pin_dir:
-                continue
-            unlisted.append(XdpProgramManager(dict(
-                self.params, state='absent', interface=interface, namespace=namespace, pin_dir=pin_dir,
-                maps_dir=maps_dir, force=False, leave_foreign=True), self.check_mode))
-        return unlisted
-
-    def _inspect_all(self, managers):
-        found, warnings = [], []
-        for manager in managers:
-            try:
-                found.append(manager.inspect())
-            except MissingDependency as exc:
-                if not self.check_mode:
-                    raise
-                # Check mode did not make the namespace or link an earlier task would have.
-                warnings.append('check mode: %s; assuming an earlier task of this run creates it' % exc)
-                found.append('predicted')
-        return found, warnings
-
-    def _check_map_entries(self):
-        try:
-            self.map_entries.check_before_changes()
-        except MissingDependency as exc:
-            if not self.check_mode:
-                raise
-            return ['check mode: %s; assuming an earlier task of this run creates it' % exc]
-        return []
-
-    def _fill_maps(self, results):
-        try:
-            return self.map_entries.run()
-        except XdpkitError as exc:
-            # Checked before any change, so this is a map the program has just created (its type or
-            # size): take back what this run attached where nothing was attached before.
-            taken_back = []
-            for params, result in zip(self._absent, results):
-                if not self.check_mode and result['changed'] and result['diff']['before'] is None:
-                    XdpProgramManager(params, self.check_mode).run()
-                    taken_back.append(params['interface'])
-            if taken_back:
-                raise type(exc)('%s (the programs this run attached are detached again: %s)' % (
-                    exc, ', '.join(taken_back)))
-            raise
-
-    def run(self):
-        unlisted = self._unlisted() if self.exclusive else []
-        found, warnings = self._inspect_all(self.managers + self.receivers + unlisted)
-        if self.map_entries:
-            warnings += self._check_map_entries()
-        results = []
-        for manager, state in zip(self.managers + self.receivers + unlisted, found):
-            if state == 'predicted':
-                results.append({'changed': True, 'predicted': True, 'program': None,
-                                'diff': {'before': None, 'after': None}, 'compiled': False, 'compile_seconds': 0.0})
-            else:
-                results.append(manager.run(state))
-        filled = self._fill_maps(results[:len(self.managers) + len(self.receivers)]) if self.map_entries else None
-        programs = results[:len(self.managers)]
-        receivers = results[len(self.managers):len(self.managers) + len(self.receivers)]
-        removed = [(manager, r) for manager, r in zip(unlisted, results[len(programs) + len(receivers):])
-                   if r['changed']]
-        result = dict(programs[0]) if self.single else {
-            'programs': [_without_diff(r) for r in programs],
-            # A port taken off shows in the diff as a program before and none after.
-            'diff': {'before': [r['diff']['before'] for r in programs if r['changed']] +
-                     [r['diff']['before'] for _m, r in removed if r['diff']['before']],
-                     'after': [r['diff']['after'] for r in programs if r['changed']]},
-        }
-        if self.exclusive:
-            result['removed'] = [{'interface': m.interface, 'namespace': m.namespace, 'pin_dir': m.pin_dir,
-                                  'program': r['diff']['before']} for m, r in removed]
-        if self.receivers or filled:
-            before, after = {'programs': result['diff']['before']}, {'programs': result['diff']['after']}
-            if self.receivers:
-                result['receivers'] = [_without_diff(r) for r in receivers]
-                before['receivers'] = [r['diff']['before'] for r in receivers if r['changed']]
-                after['receivers'] = [r['diff']['after'] for r in receivers if r['changed']]
-            if filled:
-                result['map_entries'] = filled['maps']
-                before['map_entries'], after['map_entries'] = filled['diff']['before'], filled['diff']['after']
-                warnings += filled['warnings']
-            result['diff'] = {'before': before, 'after': after}
-        result.update(changed=any(r['changed'] for r in results) or bool(filled and filled['changed']),
-                      compiled=any(r['compiled'] for r in results),
-                      compile_seconds=sum(r['compile_seconds'] for r in results), warnings=warnings)
-        return result
-
-
-def _without_diff(result):
-    return {k: v for k, v in result.items() if k != 'diff'}

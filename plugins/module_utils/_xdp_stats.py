@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Per-action packet and byte counters of the XDP program on an interface.
+"""[Layer 3, managers] Per-action packet and byte counters of the XDP program on an interface.
 
 The counters live in the program's per-CPU `xdp_stats_map`, found through the attached
 program's map ids, so no pin path needs to be known (and any xdpkit program is readable).
@@ -24,7 +24,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute, require_link
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import missing_netns_error, netns_exists
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program, program_info
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 
 ACTIONS = ('XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT')
 STATS_MAP_NAME = 'xdp_stats_map'
@@ -87,7 +87,7 @@ def interface_program(namespace, interface):
         attached = attached_program(ipr, link['ifindex'])
     if not attached:
         return None
-    info = program_info(attached['prog_id'])
+    info = sysbpf.program_info(attached['prog_id'])
     info['mode'] = attached['mode']
     return info
 

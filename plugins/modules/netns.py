@@ -90,7 +90,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     require_pyroute2,
     run_manager,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import NetnsManager, NetnsSetManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns_manager import NetnsManager, NetnsSetManager
 
 
 def main():

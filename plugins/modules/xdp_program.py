@@ -407,10 +407,8 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     run_manager,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import entries_argument_spec
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import (
-    XdpProgramManager,
-    XdpProgramSetManager,
-)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import XdpProgramManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program_set import XdpProgramSetManager
 
 
 def main():

@@ -9,7 +9,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 
 
 def test_group_defaults_set_the_namespace_and_xdp_program_runs_async(cleanup, tmp_path):

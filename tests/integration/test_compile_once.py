@@ -14,7 +14,7 @@ from conftest import in_ns, run_module
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_sys, _compile
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, get_link_by_index, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import read_counters
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
 

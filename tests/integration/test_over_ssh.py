@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, VENV_BIN, ansible_env
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 
 
 @pytest.fixture

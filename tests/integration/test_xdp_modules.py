@@ -8,7 +8,7 @@ from conftest import ROOT, in_ns, run_module
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import attached_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 
 
 @pytest.fixture

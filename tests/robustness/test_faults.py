@@ -18,11 +18,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns, remove_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import (
-    attached_program,
-    detach,
-    program_info,
-)
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program, detach
 
 FORWARDING = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding')
 
@@ -112,7 +108,7 @@ def router_state(prefix):
 
 
 def _program_name(prog_id):
-    return program_info(prog_id)['name']
+    return sysbpf.program_info(prog_id)['name']
 
 
 def map_ids_of_program(interface):

@@ -6,7 +6,10 @@ import struct
 import pytest
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netfilter, _ports, _traffic_control
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import forwards_frames
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import (
+    forwards_frames,
+    port_table_declarations,
+)
 
 
 @pytest.mark.parametrize('rp_all, rp_dev, addressed, wanted', [
@@ -32,7 +35,7 @@ def test_port_entry_round_trips_through_the_kernel_layout():
 
 def test_port_tables_are_found_by_their_macro():
     text = 'XDPKIT_DEVMAP_HASH(tx_ports, 256);\nXDPKIT_PORT_TABLE(ports, 256);\n  XDPKIT_PORT_TABLE(more, 8);\n'
-    assert _ports.port_table_declarations(text) == [('ports', 256), ('more', 8)]
+    assert port_table_declarations(text) == [('ports', 256), ('more', 8)]
 
 
 def chain(family, name, hook, policy=1, table='t'):
