@@ -78,4 +78,4 @@ def router_inventory(tmp_path):
 
 def test_router_playbook_refuses_an_empty_interface_list(tmp_path):
     rc, out = run_playbook('playbooks/router.yml', {}, inventory=router_inventory(tmp_path))[:2]
-    assert rc != 0 and 'give the interfaces to route between' in out
+    assert rc != 0 and 'missing required arguments: router_interfaces' in out
