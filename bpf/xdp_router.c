@@ -52,6 +52,7 @@
  *
  * Defines:
  *   FIB_LOOKUP_DIRECT=1  skip policy routing rules (BPF_FIB_LOOKUP_DIRECT); default: full
+ *   XDPKIT_FIB_SKIP_NEIGH  set by xdpkit from a probe of the running kernel (see below)
  */
 #include "xdpkit.h"
 
@@ -71,16 +72,28 @@
 #define IPPROTO_UDPLITE 136
 #endif
 
-/* Kernel 6.5's flag, missing from older UAPI headers: the reverse lookup needs the route,
- * not the neighbour. Older kernels refuse it (-EINVAL); the lookup is then repeated without. */
-#ifndef BPF_FIB_LOOKUP_SKIP_NEIGH
-#define BPF_FIB_LOOKUP_SKIP_NEIGH (1U << 2)
-#endif
-
 #if defined(FIB_LOOKUP_DIRECT) && FIB_LOOKUP_DIRECT
 #define XDPKIT_FIB_FLAGS BPF_FIB_LOOKUP_DIRECT
 #else
 #define XDPKIT_FIB_FLAGS 0
+#endif
+
+/* The reverse lookup of the source check needs the route, not the neighbour: kernel 6.5's
+ * BPF_FIB_LOOKUP_SKIP_NEIGH says so, and older kernels refuse the flag (-EINVAL). xdpkit
+ * probes the running kernel once when it loads the program and says which it is in
+ * XDPKIT_FIB_SKIP_NEIGH (1: the kernel takes the flag). Without the flag the lookup also
+ * looks at the neighbour: NO_NEIGH is as good a route back as SUCCESS, so the answer is the
+ * same, only dearer. */
+#ifndef XDPKIT_FIB_SKIP_NEIGH
+#error "XDPKIT_FIB_SKIP_NEIGH is not defined: load this program with the xdpkit.forwarding.xdp_program module"
+#endif
+#if XDPKIT_FIB_SKIP_NEIGH
+#ifndef BPF_FIB_LOOKUP_SKIP_NEIGH
+#define BPF_FIB_LOOKUP_SKIP_NEIGH (1U << 2)	/* missing from UAPI headers before 6.5 */
+#endif
+#define XDPKIT_REVERSE_FIB_FLAGS (XDPKIT_FIB_FLAGS | BPF_FIB_LOOKUP_SKIP_NEIGH)
+#else
+#define XDPKIT_REVERSE_FIB_FLAGS XDPKIT_FIB_FLAGS
 #endif
 
 XDPKIT_EGRESS_PORTS(tx_ports, 256);
@@ -276,11 +289,7 @@ static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *i
 	rev.ipv4_src = iph->daddr;
 	rev.ipv4_dst = iph->saddr;
 	rev.ifindex = egress;
-	rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_FIB_FLAGS | BPF_FIB_LOOKUP_SKIP_NEIGH);
-	if (rc < 0) {
-		rev.ifindex = egress;
-		rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_FIB_FLAGS);
-	}
+	rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_REVERSE_FIB_FLAGS);
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
 	case BPF_FIB_LKUP_RET_NO_NEIGH:

@@ -2,6 +2,8 @@
 permanent neighbours and forwarding on. Every case checks the action and the bytes."""
 
 import os
+import platform
+import re
 import struct
 
 import pytest
@@ -21,6 +23,7 @@ from packets import (
 )
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager
@@ -92,13 +95,30 @@ def load_router(ns, ports, bpf_dir, defines=None):
     return Router(ns, prog, ports)
 
 
-@pytest.fixture(params=['full', 'direct'])
-def router(request, cleanup, bpf_dir):
+def without_skip_neigh(monkeypatch):
+    """Compiles from here on get what a kernel before 6.5 gets from the probe: the reverse
+    lookup without BPF_FIB_LOOKUP_SKIP_NEIGH."""
+    monkeypatch.setattr(_compile, 'kernel_define_flags', lambda: ['-DXDPKIT_FIB_SKIP_NEIGH=0'])
+
+
+@pytest.fixture(params=['full', 'direct', 'without_skip_neigh'])
+def router(request, cleanup, bpf_dir, monkeypatch):
     ns = cleanup('r')
     ports = build_router_namespace(ns)
+    if request.param == 'without_skip_neigh':
+        without_skip_neigh(monkeypatch)
     loaded = load_router(ns, ports, bpf_dir, {'FIB_LOOKUP_DIRECT': 1} if request.param == 'direct' else {})
     yield loaded
     loaded.prog.close()
+
+
+def test_the_kernel_probe_finds_skip_neigh_from_6_5_on_and_its_answer_is_in_the_cache_key(monkeypatch):
+    takes_it = tuple(int(n) for n in re.match(r'(\d+)\.(\d+)', platform.release()).groups()) >= (6, 5)
+    assert _compile._probe_fib_skip_neigh() is takes_it
+    assert _compile.kernel_define_flags() == ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % takes_it]
+    key = _compile.cache_key('text', [], 'f')
+    monkeypatch.setattr(_compile, 'kernel_define_flags', lambda: ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % (not takes_it)])
+    assert _compile.cache_key('text', [], 'f') != key
 
 
 def assert_forwarded(router, frame, out, ttl_offset):
