@@ -54,7 +54,7 @@ class Router:
         return ether(dst_mac or self.ports['a0']['mac'], SENDER_MAC, ETH_P_IP, ipv4(src, dst, payload, **kw))
 
     def frame6(self, dst='fd02::2', src='fd01::2', dst_mac=None, **kw):
-        payload = udp(4000, 5000, kw.pop('payload', b'q' * 26))
+        payload = udp(4000, 5000, kw.pop('payload', b'q' * 26), src, dst)
         return ether(dst_mac or self.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(src, dst, payload, **kw))
 
 
@@ -267,14 +267,14 @@ def test_short_ipv4_packets_with_options_go_to_the_kernel(router):
                                      bytes([1, 4, 0, 0, 0, 1]),       # PadN with a non-zero byte
                                      bytes([0xc2, 4, 0, 0, 0, 0])])   # jumbo payload
 def test_ipv6_hop_by_hop_options_go_to_the_kernel(router, options):
-    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h'), nexthdr=0)
+    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h', 'fd01::2', 'fd02::2'), nexthdr=0)
     frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, packet)
     assert router.run(frame) == (XDP_PASS, frame)
 
 
 @pytest.mark.parametrize('options', [bytes([1, 4, 0, 0, 0, 0]), bytes(6)])
 def test_ipv6_padding_hop_by_hop_is_forwarded_like_the_kernel_does(router, options):
-    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h'), nexthdr=0)
+    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h', 'fd01::2', 'fd02::2'), nexthdr=0)
     frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, packet)
     action, out = router.run(frame)
     assert action == XDP_REDIRECT
@@ -322,7 +322,7 @@ def test_martian_ipv4_sources_go_to_the_kernel(router, src):
                                       ('::ffff:10.1.0.2', 'fd02::2'), ('fd01::2', '::ffff:10.2.0.2'),
                                       ('fd01::2', '::1'), ('fe80::1', 'fd02::2')])
 def test_refused_ipv6_addresses_go_to_the_kernel(router, src, dst):
-    frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(src, dst, udp(1, 2, b'm' * 20)))
+    frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(src, dst, udp(1, 2, b'm' * 20, src, dst)))
     assert router.run(frame) == (XDP_PASS, frame)
 
 
