@@ -31,10 +31,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, '.collections'))
-# BPF_PROG_RUN lives with the tests: it is not part of the shipped collection.
+# The tests' frame builders (and the generator's defines) are not part of the shipped collection.
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
-import bpf_run  # noqa: E402
 import packets  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source  # noqa: E402
@@ -388,8 +387,8 @@ class Generator:
         frame = bytes(size)
         start = time.perf_counter()
         with in_netns(self.bed.gen_ns):
-            bpf_run.prog_test_run(self.fn.fd, frame, repeat=packets, ingress_ifindex=self.bed.ifindex_g0,
-                                  flags=bpf_run.BPF_F_TEST_XDP_LIVE_FRAMES)
+            sysbpf.prog_test_run(self.fn.fd, frame, repeat=packets, ingress_ifindex=self.bed.ifindex_g0,
+                                 flags=sysbpf.BPF_F_TEST_XDP_LIVE_FRAMES)
         return time.perf_counter() - start
 
     def close(self):
@@ -502,7 +501,7 @@ def program_cost(bed, mode, repeat):
     try:
         while runs < repeat:
             batch = min(250, repeat - runs)
-            action, _out, duration = bpf_run.prog_test_run(fd, frame, repeat=batch, ingress_ifindex=bed.ifindex_g)
+            action, _out, duration = sysbpf.prog_test_run(fd, frame, repeat=batch, ingress_ifindex=bed.ifindex_g)
             total_ns += duration * batch
             runs += batch
             actions.add(action)

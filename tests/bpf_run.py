@@ -1,13 +1,12 @@
 """What only the tests and the benchmark need of bpf(2): the walks over every program and map id
 on the machine (the leak checks). Kept out of the shipped plugins/ tree; built on its structures.
-BPF_PROG_RUN (one frame through a program, or live frames out of an interface) lives in _bpf_sys,
-where xdpkit probes the kernel with it, and is re-exported here for the tests and the benchmark."""
+BPF_PROG_RUN (one frame through a program, or live frames out of an interface) is _bpf_sys's
+prog_test_run: xdpkit probes the kernel with it."""
 
 import errno
 import os
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_sys import (  # noqa: F401 (re-exported)
-    BPF_F_TEST_XDP_LIVE_FRAMES,
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_sys import (
     BpfError,
     GetIdAttr,
     bpf,
@@ -15,7 +14,6 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_sys import 
     obj_get,
     prog_fd_by_id,
     prog_map_ids,
-    prog_test_run,
 )
 
 BPF_PROG_GET_NEXT_ID = 11
