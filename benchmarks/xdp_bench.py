@@ -19,12 +19,10 @@ Runs as root under the project venv's Python (which sees Debian's bcc and pyrout
 
 import argparse
 import datetime
-import ipaddress
 import json
 import os
 import platform
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -33,10 +31,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, '.collections'))
-# BPF_PROG_RUN lives with the tests: it is not part of the shipped collection.
+# The tests' frame builders (and the generator's defines) are not part of the shipped collection.
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
-import bpf_run  # noqa: E402
+import packets  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile  # noqa: E402
@@ -365,18 +363,17 @@ def pin_napi_threads(bed, cpu):
 
 
 # -- traffic -----------------------------------------------------------------------------------
+def generator_addresses(family):
+    """(source, destination) of the generator's frames."""
+    if family == 4:
+        return NET4[0] + '.2', NET4[1] + '.2'
+    return NET6[0] + '::2', NET6[1] + '::2'
+
+
 class Generator:
     def __init__(self, bed, family):
         self.bed = bed
-        src = ipaddress.ip_address((NET4[0] + '.2') if family == 4 else (NET6[0] + '::2'))
-        dst = ipaddress.ip_address((NET4[1] + '.2') if family == 4 else (NET6[1] + '::2'))
-        defines = {'GEN_SRC_MAC': GEN_MAC, 'GEN_DST_MAC': HOST_G_MAC, 'GEN_IPV6': int(family == 6)}
-        if family == 4:
-            defines.update(GEN_SRC_IP4=int(src), GEN_DST_IP4=int(dst))
-        else:
-            for name, addr in (('SRC', src), ('DST', dst)):
-                for i, word in enumerate(struct.unpack('!4I', addr.packed)):
-                    defines['GEN_%s_IP6_%d' % (name, i)] = word
+        defines = packets.generator_defines(GEN_MAC, HOST_G_MAC, *generator_addresses(family))
         pin_dir = '/sys/fs/bpf/xdpkit/%s-gen%d' % (bed.prefix, family)
         self.pin_dir = pin_dir
         os.makedirs(pin_dir, exist_ok=True)
@@ -390,8 +387,8 @@ class Generator:
         frame = bytes(size)
         start = time.perf_counter()
         with in_netns(self.bed.gen_ns):
-            bpf_run.prog_test_run(self.fn.fd, frame, repeat=packets, ingress_ifindex=self.bed.ifindex_g0,
-                                  flags=bpf_run.BPF_F_TEST_XDP_LIVE_FRAMES)
+            sysbpf.prog_test_run(self.fn.fd, frame, repeat=packets, ingress_ifindex=self.bed.ifindex_g0,
+                                 flags=sysbpf.BPF_F_TEST_XDP_LIVE_FRAMES)
         return time.perf_counter() - start
 
     def close(self):
@@ -489,24 +486,22 @@ def program_cost(bed, mode, repeat):
     Repeated runs reuse one buffer, which the router changes (TTL): start at TTL 255 and run
     in slices of 250, so every run takes the forwarding path, never the TTL <= 1 one."""
     program = interface_program(None, bed.port_g)
+    # The generator's datagram (ports 9, zeros, its checksum), as the generator sends it.
     if mode.endswith('6') or mode == 'fib6_before':
-        l3 = struct.pack('!IHBB16s16s', 6 << 28, 18, 17, 255, ipaddress.ip_address(NET6[0] + '::2').packed,
-                         ipaddress.ip_address(NET6[1] + '::2').packed) + bytes(18)
-        proto = 0x86DD
+        src, dst = generator_addresses(6)
+        l3 = packets.ipv6(src, dst, packets.udp(9, 9, bytes(10), src, dst), hlim=255, flow=0)
+        proto = packets.ETH_P_IPV6
     else:
-        header = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 46, 0, 0x4000, 255, 17, 0,
-                             ipaddress.ip_address(NET4[0] + '.2').packed, ipaddress.ip_address(NET4[1] + '.2').packed)
-        csum = sum(struct.unpack('!10H', header))
-        csum = ~((csum & 0xFFFF) + (csum >> 16)) & 0xFFFF
-        l3 = header[:10] + struct.pack('!H', csum) + header[12:] + bytes(26)
-        proto = 0x0800
-    frame = bytes.fromhex(HOST_G_MAC.replace(':', '') + GEN_MAC.replace(':', '')) + struct.pack('!H', proto) + l3
+        src, dst = generator_addresses(4)
+        l3 = packets.ipv4(src, dst, packets.udp(9, 9, bytes(18), src, dst), ttl=255, ident=0)
+        proto = packets.ETH_P_IP
+    frame = packets.ether(HOST_G_MAC, GEN_MAC, proto, l3)
     fd = sysbpf.prog_fd_by_id(program['id'])
     total_ns, runs, actions = 0, 0, set()
     try:
         while runs < repeat:
             batch = min(250, repeat - runs)
-            action, _out, duration = bpf_run.prog_test_run(fd, frame, repeat=batch, ingress_ifindex=bed.ifindex_g)
+            action, _out, duration = sysbpf.prog_test_run(fd, frame, repeat=batch, ingress_ifindex=bed.ifindex_g)
             total_ns += duration * batch
             runs += batch
             actions.add(action)
@@ -523,7 +518,7 @@ def compile_seconds(prefix):
         os.makedirs(pin_dir, exist_ok=True)
         defines = {'DEST_IFINDEX': 1, 'DEST_MAC': SINK_MAC} if name == 'xdp_redirect' else {}
         if name == 'xdp_trafficgen':
-            defines = {'GEN_SRC_MAC': GEN_MAC, 'GEN_DST_MAC': HOST_G_MAC, 'GEN_SRC_IP4': 1, 'GEN_DST_IP4': 2}
+            defines = packets.generator_defines(GEN_MAC, HOST_G_MAC, *generator_addresses(4))
         sources = _bpf_source.read_source_tree(os.path.join(ROOT, 'bpf', name + '.c'))
         text = _bpf_source.flatten_sources(name + '.c', sources)
         cflags = ['-DXDPKIT_PIN_DIR="%s"' % pin_dir] + _bpf_source.define_flags(defines)

@@ -52,6 +52,7 @@
  *
  * Defines:
  *   FIB_LOOKUP_DIRECT=1  skip policy routing rules (BPF_FIB_LOOKUP_DIRECT); default: full
+ *   XDPKIT_FIB_SKIP_NEIGH  set by xdpkit from a probe of the running kernel (see below)
  */
 #include "xdpkit.h"
 
@@ -71,16 +72,28 @@
 #define IPPROTO_UDPLITE 136
 #endif
 
-/* Kernel 6.5's flag, missing from older UAPI headers: the reverse lookup needs the route,
- * not the neighbour. Older kernels refuse it (-EINVAL); the lookup is then repeated without. */
-#ifndef BPF_FIB_LOOKUP_SKIP_NEIGH
-#define BPF_FIB_LOOKUP_SKIP_NEIGH (1U << 2)
-#endif
-
 #if defined(FIB_LOOKUP_DIRECT) && FIB_LOOKUP_DIRECT
 #define XDPKIT_FIB_FLAGS BPF_FIB_LOOKUP_DIRECT
 #else
 #define XDPKIT_FIB_FLAGS 0
+#endif
+
+/* The reverse lookup of the source check needs the route, not the neighbour: kernel 6.5's
+ * BPF_FIB_LOOKUP_SKIP_NEIGH says so, and older kernels refuse the flag (-EINVAL). xdpkit
+ * probes the running kernel once when it loads the program and says which it is in
+ * XDPKIT_FIB_SKIP_NEIGH (1: the kernel takes the flag). Without the flag the lookup also
+ * looks at the neighbour: NO_NEIGH is as good a route back as SUCCESS, so the answer is the
+ * same, only dearer. */
+#ifndef XDPKIT_FIB_SKIP_NEIGH
+#error "XDPKIT_FIB_SKIP_NEIGH is not defined: load this program with the xdpkit.forwarding.xdp_program module"
+#endif
+#if XDPKIT_FIB_SKIP_NEIGH
+#ifndef BPF_FIB_LOOKUP_SKIP_NEIGH
+#define BPF_FIB_LOOKUP_SKIP_NEIGH (1U << 2)	/* missing from UAPI headers before 6.5 */
+#endif
+#define XDPKIT_REVERSE_FIB_FLAGS (XDPKIT_FIB_FLAGS | BPF_FIB_LOOKUP_SKIP_NEIGH)
+#else
+#define XDPKIT_REVERSE_FIB_FLAGS XDPKIT_FIB_FLAGS
 #endif
 
 XDPKIT_EGRESS_PORTS(tx_ports, 256);
@@ -96,49 +109,25 @@ static __always_inline void ipv4_decrease_ttl(struct iphdr *iph)
 	iph->ttl--;
 }
 
-/* Sources ip_route_input_slow() calls martian before any lookup: this-network, loopback
- * (route_localnet is the kernel's call), multicast and limited broadcast. */
-static __always_inline int ipv4_martian_source(__be32 saddr)
+/* This-network (0/8), loopback (127/8), multicast (224/4) and limited broadcast: the IPv4
+ * addresses ip_route_input_slow() never routes as unicast, whether as source or as
+ * destination. bpf_fib_lookup() looks at none of this. */
+static __always_inline int ipv4_never_unicast(__be32 address)
 {
-	u32 addr = bpf_ntohl(saddr);
+	u32 addr = bpf_ntohl(address);
 
 	return (addr >> 24) == 0 || (addr >> 24) == 127 || (addr >> 28) == 0xE || addr == 0xFFFFFFFF;
 }
 
-/* Destinations Linux never forwards as unicast, even when a default route covers them:
- * this-network and loopback are martian, 255.255.255.255 is local broadcast, and multicast
- * is forwarded only by a multicast router. bpf_fib_lookup() looks at none of this. */
-static __always_inline int ipv4_unforwardable_destination(__be32 daddr)
+/* Multicast (ff00::/8), link-local (fe80::/10), unspecified (::), loopback (::1) and
+ * IPv4-mapped (::ffff:0:0/96, RFC 4291 2.5.5.2): the IPv6 addresses the kernel never
+ * forwards between ports, whether as source or as destination. */
+static __always_inline int ipv6_never_forwarded(struct in6_addr *address)
 {
-	u32 addr = bpf_ntohl(daddr);
-
-	return (addr >> 24) == 0 || (addr >> 24) == 127 || (addr >> 28) == 0xE || addr == 0xFFFFFFFF;
-}
-
-/* Addresses ipv6_rcv() and ip6_forward() refuse: unspecified, loopback, multicast (as source),
- * IPv4-mapped (RFC 4291 2.5.5.2) and link-local (never forwarded). */
-static __always_inline int ipv6_refused_source(struct in6_addr *addr)
-{
-	__u32 w0 = bpf_ntohl(addr->in6_u.u6_addr32[0]);
-	__u32 w1 = addr->in6_u.u6_addr32[1];
-	__u32 w2 = bpf_ntohl(addr->in6_u.u6_addr32[2]);
-	__u32 w3 = bpf_ntohl(addr->in6_u.u6_addr32[3]);
-
-	if ((w0 >> 24) == 0xFF || (w0 & 0xFFC00000) == 0xFE800000)
-		return 1;
-	if (w0 == 0 && w1 == 0 && (w2 == 0 || w2 == 0xFFFF))
-		return w2 == 0xFFFF || w3 <= 1;  /* v4-mapped; :: and ::1 */
-	return 0;
-}
-
-/* Multicast goes to the multicast input path (forwarded only by a multicast router);
- * link-local, loopback and v4-mapped destinations are never forwarded. */
-static __always_inline int ipv6_refused_destination(struct in6_addr *addr)
-{
-	__u32 w0 = bpf_ntohl(addr->in6_u.u6_addr32[0]);
-	__u32 w1 = addr->in6_u.u6_addr32[1];
-	__u32 w2 = bpf_ntohl(addr->in6_u.u6_addr32[2]);
-	__u32 w3 = bpf_ntohl(addr->in6_u.u6_addr32[3]);
+	__u32 w0 = bpf_ntohl(address->in6_u.u6_addr32[0]);
+	__u32 w1 = address->in6_u.u6_addr32[1];
+	__u32 w2 = bpf_ntohl(address->in6_u.u6_addr32[2]);
+	__u32 w3 = bpf_ntohl(address->in6_u.u6_addr32[3]);
 
 	if ((w0 >> 24) == 0xFF || (w0 & 0xFFC00000) == 0xFE800000)
 		return 1;
@@ -207,7 +196,7 @@ static __always_inline int ipv6_padding_hop_by_hop(struct ipv6hdr *ip6h, void *d
 	if (*(__u32 *)(hbh + 4) != 0)
 		return -1;
 	pad_n = *(__u16 *)(hbh + 2);
-	if (pad_n != 0 && pad_n != bpf_htons(0x0104))
+	if (pad_n != 0 && pad_n != bpf_htons((IPV6_TLV_PADN << 8) | 4))
 		return -1;
 	return hbh[0];
 }
@@ -251,14 +240,19 @@ static __always_inline void read_l4_ports(struct bpf_fib_lookup *fib, int protoc
 	fib->dport = ports[1];
 }
 
-/* ICMP error types (icmp_is_err(), icmpv6_is_err() and the other ICMPv6 errors below 128). */
+/* ICMP error types: icmp_is_err()'s for IPv4; for IPv6 icmpv6_is_err()'s and the other
+ * ICMPv6 errors, every type without the informational bit (RFC 4443 2.1). */
 static __always_inline int icmp_error(__u8 *icmp, void *data_end, int family)
 {
+	__u8 type;
+
 	if ((void *)(icmp + 1) > data_end)
 		return 0;
+	type = icmp[0];
 	if (family == AF_INET)
-		return icmp[0] == 3 || icmp[0] == 4 || icmp[0] == 11 || icmp[0] == 12;
-	return icmp[0] < 128;
+		return type == ICMP_DEST_UNREACH || type == ICMP_SOURCE_QUENCH || type == ICMP_TIME_EXCEEDED ||
+		       type == ICMP_PARAMETERPROB;
+	return !(type & ICMPV6_INFOMSG_MASK);
 }
 
 /* What to do with a lookup result other than success. */
@@ -295,11 +289,7 @@ static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *i
 	rev.ipv4_src = iph->daddr;
 	rev.ipv4_dst = iph->saddr;
 	rev.ifindex = egress;
-	rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_FIB_FLAGS | BPF_FIB_LOOKUP_SKIP_NEIGH);
-	if (rc < 0) {
-		rev.ifindex = egress;
-		rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_FIB_FLAGS);
-	}
+	rc = bpf_fib_lookup(ctx, &rev, sizeof(rev), XDPKIT_REVERSE_FIB_FLAGS);
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
@@ -320,14 +310,10 @@ static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *i
 	}
 }
 
-/* Look up the next hop and, when this program may send there, redirect and write both MACs.
- * The caller adjusts TTL / hop limit only when the result is XDP_REDIRECT. The source check
- * (IPv4 only; 0 for IPv6) runs between the lookup and the redirect, because the kernel's
- * check depends on the egress port. */
-static __always_inline int redirect_to_next_hop(struct xdp_md *ctx, struct ethhdr *eth, struct bpf_fib_lookup *fib,
-						struct iphdr *iph, struct xdpkit_port *port)
+/* Look up the next hop: XDP_REDIRECT when the frame may be redirected to fib->ifindex with
+ * fib's MACs, else the action for it. */
+static __always_inline int look_up_next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib)
 {
-	int action;
 	int rc;
 
 	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), XDPKIT_FIB_FLAGS);
@@ -337,8 +323,14 @@ static __always_inline int redirect_to_next_hop(struct xdp_md *ctx, struct ethhd
 	 * better next hop with an ICMP redirect. */
 	if (fib->ifindex == ctx->ingress_ifindex)
 		return XDP_PASS;
-	if (iph && !ipv4_source_valid(ctx, iph, port, fib, fib->ifindex))
-		return XDP_PASS;
+	return XDP_REDIRECT;
+}
+
+/* Redirect to the next hop look_up_next_hop() found, when this program may send there, and
+ * write both MACs. The caller adjusts TTL / hop limit only when the result is XDP_REDIRECT. */
+static __always_inline int redirect_to_next_hop(struct ethhdr *eth, struct bpf_fib_lookup *fib)
+{
+	int action;
 
 	/* Redirect first: a port that is not in tx_ports falls back to the kernel untouched.
 	 * The frame is only sent after the program returns, so rewriting after is safe. */
@@ -377,7 +369,14 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 		if (!ipv4_options_are_padding(iph) || ipv4_header_sum_with_options(iph) != 0xFFFF)
 			return XDP_PASS;
 	}
-	if (ipv4_martian_source(iph->saddr) || ipv4_unforwardable_destination(iph->daddr))
+	/* Such a source is martian to ip_route_input_slow() before any lookup (a loopback one
+	 * unless route_localnet, which is the kernel's call). */
+	if (ipv4_never_unicast(iph->saddr))
+		return XDP_PASS;
+	/* Such a destination is never forwarded as unicast, even when a default route covers it:
+	 * this-network and loopback are martian, 255.255.255.255 is local broadcast, and
+	 * multicast is forwarded only by a multicast router. */
+	if (ipv4_never_unicast(iph->daddr))
 		return XDP_PASS;
 
 	fib.family = AF_INET;
@@ -397,7 +396,14 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	fib.ipv4_dst = iph->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
 
-	action = redirect_to_next_hop(ctx, eth, &fib, iph, port);
+	action = look_up_next_hop(ctx, &fib);
+	if (action != XDP_REDIRECT)
+		return action;
+	/* The kernel's source check depends on the egress port: it runs between the lookup and
+	 * the redirect. */
+	if (!ipv4_source_valid(ctx, iph, port, &fib, fib.ifindex))
+		return XDP_PASS;
+	action = redirect_to_next_hop(eth, &fib);
 	if (action != XDP_REDIRECT)
 		return action;
 	ipv4_decrease_ttl(iph);
@@ -405,8 +411,7 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	return XDP_REDIRECT;
 }
 
-static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
-				      struct xdpkit_port *port)
+static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end)
 {
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
@@ -421,7 +426,7 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	/* Hop-by-hop options must be read by every router: the kernel's job, unless they are
 	 * only padding. */
 	l4_protocol = ip6h->nexthdr;
-	if (l4_protocol == 0) {
+	if (l4_protocol == IPPROTO_HOPOPTS) {
 		l4_protocol = ipv6_padding_hop_by_hop(ip6h, data_end);
 		if (l4_protocol < 0)
 			return XDP_PASS;
@@ -431,9 +436,14 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 		return XDP_PASS;
 	if ((void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len) > data_end)
 		return XDP_PASS;
-	/* Link-local traffic is never forwarded (the kernel answers it with ICMP); the other
-	 * refused addresses the kernel drops. IPv6 has no rp_filter in the stack. */
-	if (ipv6_refused_source(&ip6h->saddr) || ipv6_refused_destination(&ip6h->daddr))
+	/* Sources ipv6_rcv() and ip6_forward() refuse (unspecified, loopback, multicast,
+	 * IPv4-mapped) and link-local ones, which are never forwarded (the kernel answers them
+	 * with ICMP). IPv6 has no rp_filter in the stack. */
+	if (ipv6_never_forwarded(&ip6h->saddr))
+		return XDP_PASS;
+	/* Multicast goes to the multicast input path (forwarded only by a multicast router);
+	 * link-local, loopback and IPv4-mapped destinations are never forwarded. */
+	if (ipv6_never_forwarded(&ip6h->daddr))
 		return XDP_PASS;
 
 	fib.family = AF_INET6;
@@ -447,7 +457,10 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, sizeof(fib.ipv6_dst));
 	fib.ifindex = ctx->ingress_ifindex;
 
-	action = redirect_to_next_hop(ctx, eth, &fib, 0, port);
+	action = look_up_next_hop(ctx, &fib);
+	if (action != XDP_REDIRECT)
+		return action;
+	action = redirect_to_next_hop(eth, &fib);
 	if (action != XDP_REDIRECT)
 		return action;
 	ip6h->hop_limit--;
@@ -480,6 +493,6 @@ int xdp_router(struct xdp_md *ctx)
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return xdpkit_record(ctx, route_ipv4(ctx, eth, data_end, port));
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-		return xdpkit_record(ctx, route_ipv6(ctx, eth, data_end, port));
+		return xdpkit_record(ctx, route_ipv6(ctx, eth, data_end));
 	return xdpkit_record(ctx, XDP_PASS);
 }

@@ -11,6 +11,8 @@
 
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
+#include <uapi/linux/icmp.h>
+#include <uapi/linux/icmpv6.h>
 #include <uapi/linux/in.h>
 #include <uapi/linux/ip.h>
 #include <uapi/linux/ipv6.h>
@@ -103,9 +105,15 @@ static __always_inline __u16 xdpkit_ipv4_header_sum(struct iphdr *iph)
 	return sum;
 }
 
+/* Compared as three 16-bit words: both MACs must be 2-byte aligned, as an Ethernet header's
+ * are (the packet starts 2 bytes before a 4-byte boundary, NET_IP_ALIGN, so its MACs are not
+ * 4-byte aligned) and a map value's first bytes are. */
 static __always_inline int xdpkit_mac_equal(const unsigned char *a, const unsigned char *b)
 {
-	return *(const __u32 *)a == *(const __u32 *)b && *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+	const __u16 *x = (const __u16 *)a;
+	const __u16 *y = (const __u16 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2];
 }
 
 static __always_inline void xdpkit_copy_mac(unsigned char *dst, const unsigned char *src)

@@ -3,7 +3,6 @@
 import os
 import struct
 
-import bpf_run
 from conftest import ROOT
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
@@ -32,7 +31,7 @@ class LoadedProgram:
 
     def run(self, frame, ingress_ifindex=0, repeat=1):
         """(action, bytes out) of one BPF_PROG_RUN."""
-        action, out = bpf_run.prog_test_run(self.fn.fd, frame, repeat=repeat, ingress_ifindex=ingress_ifindex)[:2]
+        action, out = sysbpf.prog_test_run(self.fn.fd, frame, repeat=repeat, ingress_ifindex=ingress_ifindex)[:2]
         return action, out
 
     def stats(self):

@@ -1,8 +1,8 @@
-"""What only the tests and the benchmark need of bpf(2): BPF_PROG_RUN (one frame through a
-program, or live frames out of an interface) and the walks over every program and map id on the
-machine (the leak checks). Kept out of the shipped plugins/ tree; built on its structures."""
+"""What only the tests and the benchmark need of bpf(2): the walks over every program and map id
+on the machine (the leak checks). Kept out of the shipped plugins/ tree; built on its structures.
+BPF_PROG_RUN (one frame through a program, or live frames out of an interface) is _bpf_sys's
+prog_test_run: xdpkit probes the kernel with it."""
 
-import ctypes
 import errno
 import os
 
@@ -16,43 +16,8 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_sys import 
     prog_map_ids,
 )
 
-BPF_PROG_TEST_RUN = 10
 BPF_PROG_GET_NEXT_ID = 11
 BPF_MAP_GET_NEXT_ID = 12
-BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
-
-
-class XdpMd(ctypes.Structure):
-    _fields_ = [('data', ctypes.c_uint32), ('data_end', ctypes.c_uint32), ('data_meta', ctypes.c_uint32),
-                ('ingress_ifindex', ctypes.c_uint32), ('rx_queue_index', ctypes.c_uint32),
-                ('egress_ifindex', ctypes.c_uint32)]
-
-
-class TestRunAttr(ctypes.Structure):
-    """union bpf_attr for BPF_PROG_TEST_RUN."""
-    _fields_ = [('prog_fd', ctypes.c_uint32), ('retval', ctypes.c_uint32), ('data_size_in', ctypes.c_uint32),
-                ('data_size_out', ctypes.c_uint32), ('data_in', ctypes.c_uint64), ('data_out', ctypes.c_uint64),
-                ('repeat', ctypes.c_uint32), ('duration', ctypes.c_uint32), ('ctx_size_in', ctypes.c_uint32),
-                ('ctx_size_out', ctypes.c_uint32), ('ctx_in', ctypes.c_uint64), ('ctx_out', ctypes.c_uint64),
-                ('flags', ctypes.c_uint32), ('cpu', ctypes.c_uint32), ('batch_size', ctypes.c_uint32)]
-
-
-def prog_test_run(prog_fd, data, repeat=1, ingress_ifindex=0, flags=0, batch_size=0, data_out_size=None):
-    """BPF_PROG_RUN an XDP program on `data`: (retval, data_out bytes, duration ns per run)."""
-    data_in = ctypes.create_string_buffer(bytes(data), len(data))
-    live = bool(flags & BPF_F_TEST_XDP_LIVE_FRAMES)
-    out_size = data_out_size if data_out_size is not None else len(data) + 256
-    data_out = ctypes.create_string_buffer(out_size)
-    attr = TestRunAttr(prog_fd=prog_fd, data_size_in=len(data), data_in=ctypes.addressof(data_in),
-                       repeat=repeat, flags=flags, batch_size=batch_size)
-    if not live:
-        attr.data_size_out, attr.data_out = out_size, ctypes.addressof(data_out)
-    ctx = None
-    if ingress_ifindex or flags:
-        ctx = XdpMd(0, len(data), 0, ingress_ifindex, 0, 0)
-        attr.ctx_size_in, attr.ctx_in = ctypes.sizeof(XdpMd), ctypes.addressof(ctx)
-    bpf(BPF_PROG_TEST_RUN, attr)
-    return attr.retval, (b'' if live else data_out.raw[:attr.data_size_out]), attr.duration
 
 
 def _ids(cmd):

@@ -34,9 +34,24 @@ def vlan(dst, src, vid, ethertype, payload):
     return mac_bytes(dst) + mac_bytes(src) + struct.pack('!HHH', ETH_P_8021Q, vid, ethertype) + payload
 
 
-def udp(sport, dport, payload):
-    # Checksum 0 (allowed for IPv4); the router must not touch it either way.
-    return struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
+def pseudo_header(src, dst, proto, length):
+    """What a transport checksum covers before its header: the IPv4 pseudo-header (RFC 768) or
+    the IPv6 one (RFC 8200 8.1), by the addresses' family."""
+    src, dst = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if src.version == 4:
+        return src.packed + dst.packed + struct.pack('!BBH', 0, proto, length)
+    return src.packed + dst.packed + struct.pack('!I3xB', length, proto)
+
+
+def udp(sport, dport, payload, src=None, dst=None):
+    """A UDP datagram. Given the addresses it travels between, it carries its checksum
+    (mandatory over IPv6: receivers drop a zero one, RFC 8200 8.1); without, checksum 0 (IPv4's
+    "none"). The router must not touch it either way."""
+    header = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0)
+    if src is None:
+        return header + payload
+    csum = checksum(pseudo_header(src, dst, 17, len(header) + len(payload)) + header + payload) or 0xFFFF
+    return header[:6] + struct.pack('!H', csum) + payload
 
 
 def ipv4(src, dst, payload, ttl=64, proto=17, tos=0, ident=1, flags_frag=0x4000, options=b'', bad_checksum=False):
@@ -55,6 +70,19 @@ def icmp_echo_request(ident, seq, payload):
 def ipv6(src, dst, payload, hlim=64, nexthdr=17, flow=0x12345):
     return struct.pack('!IHBB16s16s', (6 << 28) | flow, len(payload), nexthdr, hlim,
                        ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed) + payload
+
+
+def generator_defines(src_mac, dst_mac, src, dst):
+    """The defines of bpf/xdp_trafficgen.c for UDP frames from `src` to `dst` (both IPv4 or both
+    IPv6): MACs, and addresses as host-order 32-bit words."""
+    src, dst = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    defines = {'GEN_SRC_MAC': src_mac, 'GEN_DST_MAC': dst_mac, 'GEN_IPV6': int(src.version == 6)}
+    if src.version == 4:
+        return dict(defines, GEN_SRC_IP4=int(src), GEN_DST_IP4=int(dst))
+    for name, addr in (('SRC', src), ('DST', dst)):
+        for i, word in enumerate(struct.unpack('!4I', addr.packed)):
+            defines['GEN_%s_IP6_%d' % (name, i)] = word
+    return defines
 
 
 def arp_request(src_mac, src_ip, dst_ip):

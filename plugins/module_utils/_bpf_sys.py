@@ -31,6 +31,7 @@ BPF_MAP_GET_NEXT_KEY = 4
 BPF_PROG_LOAD = 5
 BPF_OBJ_PIN = 6
 BPF_OBJ_GET = 7
+BPF_PROG_TEST_RUN = 10
 BPF_PROG_GET_FD_BY_ID = 13
 BPF_MAP_GET_FD_BY_ID = 14
 BPF_OBJ_GET_INFO_BY_FD = 15
@@ -40,6 +41,7 @@ BPF_TCX_INGRESS = 46
 BPF_TCX_EGRESS = 47
 
 BPF_ANY = 0
+BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 
 BPF_PROG_TYPE_XDP = 6
 BPF_MAP_TYPE_ARRAY = 2
@@ -91,6 +93,22 @@ class QueryAttr(ctypes.Structure):
                 ('attach_flags', ctypes.c_uint32), ('prog_ids', ctypes.c_uint64), ('prog_cnt', ctypes.c_uint32),
                 ('_pad', ctypes.c_uint32), ('prog_attach_flags', ctypes.c_uint64), ('link_ids', ctypes.c_uint64),
                 ('link_attach_flags', ctypes.c_uint64), ('revision', ctypes.c_uint64)]
+
+
+class TestRunAttr(ctypes.Structure):
+    """BPF_PROG_TEST_RUN (BPF_PROG_RUN)."""
+    _fields_ = [('prog_fd', ctypes.c_uint32), ('retval', ctypes.c_uint32), ('data_size_in', ctypes.c_uint32),
+                ('data_size_out', ctypes.c_uint32), ('data_in', ctypes.c_uint64), ('data_out', ctypes.c_uint64),
+                ('repeat', ctypes.c_uint32), ('duration', ctypes.c_uint32), ('ctx_size_in', ctypes.c_uint32),
+                ('ctx_size_out', ctypes.c_uint32), ('ctx_in', ctypes.c_uint64), ('ctx_out', ctypes.c_uint64),
+                ('flags', ctypes.c_uint32), ('cpu', ctypes.c_uint32), ('batch_size', ctypes.c_uint32)]
+
+
+class XdpMd(ctypes.Structure):
+    """struct xdp_md, the context BPF_PROG_RUN hands an XDP program."""
+    _fields_ = [('data', ctypes.c_uint32), ('data_end', ctypes.c_uint32), ('data_meta', ctypes.c_uint32),
+                ('ingress_ifindex', ctypes.c_uint32), ('rx_queue_index', ctypes.c_uint32),
+                ('egress_ifindex', ctypes.c_uint32)]
 
 
 class InfoAttr(ctypes.Structure):
@@ -257,3 +275,22 @@ def prog_load(prog_type, insns, license_text, name):
     return bpf(BPF_PROG_LOAD, ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(code),
                                            license=ctypes.addressof(lic),
                                            prog_name=name.encode()[:BPF_OBJ_NAME_LEN - 1]))
+
+
+def prog_test_run(prog_fd, data, repeat=1, ingress_ifindex=0, flags=0, batch_size=0, data_out_size=None):
+    """BPF_PROG_RUN an XDP program on `data`: (retval, data_out bytes, duration ns per run).
+    With BPF_F_TEST_XDP_LIVE_FRAMES the frames are transmitted and nothing comes back."""
+    data_in = _buffer(data)
+    live = bool(flags & BPF_F_TEST_XDP_LIVE_FRAMES)
+    out_size = data_out_size if data_out_size is not None else len(data) + 256
+    data_out = ctypes.create_string_buffer(out_size)
+    attr = TestRunAttr(prog_fd=prog_fd, data_size_in=len(data), data_in=ctypes.addressof(data_in),
+                       repeat=repeat, flags=flags, batch_size=batch_size)
+    if not live:
+        attr.data_size_out, attr.data_out = out_size, ctypes.addressof(data_out)
+    ctx = None
+    if ingress_ifindex or flags:
+        ctx = XdpMd(0, len(data), 0, ingress_ifindex, 0, 0)
+        attr.ctx_size_in, attr.ctx_in = ctypes.sizeof(XdpMd), ctypes.addressof(ctx)
+    bpf(BPF_PROG_TEST_RUN, attr)
+    return attr.retval, (b'' if live else data_out.raw[:attr.data_size_out]), attr.duration

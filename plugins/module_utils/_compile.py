@@ -51,6 +51,74 @@ BPF_PSEUDO_MAP_FD = 1
 _INSN = struct.Struct('=BBhi')
 
 
+# -- what the running kernel takes ---------------------------------------------------------
+BPF_FUNC_FIB_LOOKUP = 69
+BPF_FIB_LOOKUP_SKIP_NEIGH = 1 << 2
+XDP_DROP, XDP_PASS = 1, 2
+# r1 is the context. A zeroed struct bpf_fib_lookup (64 bytes) on the stack goes to
+# bpf_fib_lookup() with BPF_FIB_LOOKUP_SKIP_NEIGH; the program returns XDP_DROP when the helper
+# said -EINVAL (a flag this kernel does not know: it checks the flags before anything else),
+# XDP_PASS otherwise (family 0 then gets -EAFNOSUPPORT; nothing is looked up).
+_SKIP_NEIGH_PROBE = b''.join(
+    [_INSN.pack(0x7a, 10, -8 * i, 0) for i in range(1, 9)] + [   # *(u64 *)(r10 - 8i) = 0
+        _INSN.pack(0xbf, 2 | 10 << 4, 0, 0),                     # r2 = r10
+        _INSN.pack(0x07, 2, 0, -64),                             # r2 += -64
+        _INSN.pack(0xb7, 3, 0, 64),                              # r3 = sizeof(struct bpf_fib_lookup)
+        _INSN.pack(0xb7, 4, 0, BPF_FIB_LOOKUP_SKIP_NEIGH),       # r4 = flags
+        _INSN.pack(0x85, 0, 0, BPF_FUNC_FIB_LOOKUP),             # call bpf_fib_lookup
+        _INSN.pack(0x15, 0, 2, -errno.EINVAL),                   # if r0 == -EINVAL goto +2
+        _INSN.pack(0xb7, 0, 0, XDP_PASS),                        # r0 = XDP_PASS
+        _INSN.pack(0x95, 0, 0, 0),                               # exit
+        _INSN.pack(0xb7, 0, 0, XDP_DROP),                        # r0 = XDP_DROP
+        _INSN.pack(0x95, 0, 0, 0),                               # exit
+    ])
+
+
+def _probe_fib_skip_neigh():
+    """Whether bpf_fib_lookup() takes BPF_FIB_LOOKUP_SKIP_NEIGH (kernel 6.5 and later, and any
+    kernel it was backported to): one BPF_PROG_RUN of a probe program. A probe that cannot run
+    says no: the router without the flag is right on every kernel, only dearer."""
+    try:
+        fd = sysbpf.prog_load(sysbpf.BPF_PROG_TYPE_XDP, _SKIP_NEIGH_PROBE, 'GPL', 'xdpkit_probe')
+    except OSError:
+        return False
+    try:
+        return sysbpf.prog_test_run(fd, bytes(64))[0] == XDP_PASS
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+_kernel_features = {}
+
+
+def kernel_features():
+    """What the running kernel takes, probed once per kernel release and kept beside the compiled
+    programs (gone with them when xdpkit leaves the host, as a reboot into another kernel does)."""
+    if not _kernel_features:
+        path = os.path.join(COMPILED_DIR, 'kernel-%s.features' % platform.release())
+        try:
+            with open(path) as handle:
+                _kernel_features.update(json.load(handle))
+        except (OSError, ValueError):
+            _kernel_features['fib_skip_neigh'] = _probe_fib_skip_neigh()
+            try:
+                os.makedirs(COMPILED_DIR, mode=0o700, exist_ok=True)
+                with tempfile.NamedTemporaryFile('w', dir=COMPILED_DIR, suffix='.tmp', delete=False) as handle:
+                    json.dump(_kernel_features, handle)
+                os.rename(handle.name, path)
+            except OSError:
+                pass  # probed again by the next process
+    return dict(_kernel_features)
+
+
+def kernel_define_flags():
+    """The -D flags every compile gets from the running kernel (XDPKIT_*: no user define can
+    set them). They are part of the cache key, so a kernel that answers otherwise compiles anew."""
+    return ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % kernel_features()['fib_skip_neigh']]
+
+
 # -- bcc ------------------------------------------------------------------------------------
 def kernel_build_dir():
     return '/lib/modules/%s/build' % platform.release()
@@ -96,7 +164,7 @@ def compile_and_load(text, cflags, function, source_name):
     error = None
     with captured_stderr() as log:
         try:
-            bpf = BPF(text=text.encode(), cflags=cflags)
+            bpf = BPF(text=text.encode(), cflags=list(cflags) + kernel_define_flags())
         except Exception as exc:
             error = exc
     if error is not None:
@@ -145,8 +213,8 @@ def _bcc_version():
 
 
 def cache_key(text, define_flags, function):
-    payload = json.dumps({'format': FORMAT, 'text': text, 'defines': define_flags, 'function': function,
-                          'kernel': platform.release(), 'bcc': _bcc_version()}, sort_keys=True)
+    payload = json.dumps({'format': FORMAT, 'text': text, 'defines': list(define_flags) + kernel_define_flags(),
+                          'function': function, 'kernel': platform.release(), 'bcc': _bcc_version()}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -2,6 +2,8 @@
 permanent neighbours and forwarding on. Every case checks the action and the bytes."""
 
 import os
+import platform
+import re
 import struct
 
 import pytest
@@ -21,6 +23,7 @@ from packets import (
 )
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager
@@ -51,7 +54,7 @@ class Router:
         return ether(dst_mac or self.ports['a0']['mac'], SENDER_MAC, ETH_P_IP, ipv4(src, dst, payload, **kw))
 
     def frame6(self, dst='fd02::2', src='fd01::2', dst_mac=None, **kw):
-        payload = udp(4000, 5000, kw.pop('payload', b'q' * 26))
+        payload = udp(4000, 5000, kw.pop('payload', b'q' * 26), src, dst)
         return ether(dst_mac or self.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(src, dst, payload, **kw))
 
 
@@ -92,13 +95,30 @@ def load_router(ns, ports, bpf_dir, defines=None):
     return Router(ns, prog, ports)
 
 
-@pytest.fixture(params=['full', 'direct'])
-def router(request, cleanup, bpf_dir):
+def without_skip_neigh(monkeypatch):
+    """Compiles from here on get what a kernel before 6.5 gets from the probe: the reverse
+    lookup without BPF_FIB_LOOKUP_SKIP_NEIGH."""
+    monkeypatch.setattr(_compile, 'kernel_define_flags', lambda: ['-DXDPKIT_FIB_SKIP_NEIGH=0'])
+
+
+@pytest.fixture(params=['full', 'direct', 'without_skip_neigh'])
+def router(request, cleanup, bpf_dir, monkeypatch):
     ns = cleanup('r')
     ports = build_router_namespace(ns)
+    if request.param == 'without_skip_neigh':
+        without_skip_neigh(monkeypatch)
     loaded = load_router(ns, ports, bpf_dir, {'FIB_LOOKUP_DIRECT': 1} if request.param == 'direct' else {})
     yield loaded
     loaded.prog.close()
+
+
+def test_the_kernel_probe_finds_skip_neigh_from_6_5_on_and_its_answer_is_in_the_cache_key(monkeypatch):
+    takes_it = tuple(int(n) for n in re.match(r'(\d+)\.(\d+)', platform.release()).groups()) >= (6, 5)
+    assert _compile._probe_fib_skip_neigh() is takes_it
+    assert _compile.kernel_define_flags() == ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % takes_it]
+    key = _compile.cache_key('text', [], 'f')
+    monkeypatch.setattr(_compile, 'kernel_define_flags', lambda: ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % (not takes_it)])
+    assert _compile.cache_key('text', [], 'f') != key
 
 
 def assert_forwarded(router, frame, out, ttl_offset):
@@ -247,14 +267,14 @@ def test_short_ipv4_packets_with_options_go_to_the_kernel(router):
                                      bytes([1, 4, 0, 0, 0, 1]),       # PadN with a non-zero byte
                                      bytes([0xc2, 4, 0, 0, 0, 0])])   # jumbo payload
 def test_ipv6_hop_by_hop_options_go_to_the_kernel(router, options):
-    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h'), nexthdr=0)
+    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h', 'fd01::2', 'fd02::2'), nexthdr=0)
     frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, packet)
     assert router.run(frame) == (XDP_PASS, frame)
 
 
 @pytest.mark.parametrize('options', [bytes([1, 4, 0, 0, 0, 0]), bytes(6)])
 def test_ipv6_padding_hop_by_hop_is_forwarded_like_the_kernel_does(router, options):
-    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h'), nexthdr=0)
+    packet = ipv6('fd01::2', 'fd02::2', bytes([17, 0]) + options + udp(1, 2, b'h', 'fd01::2', 'fd02::2'), nexthdr=0)
     frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, packet)
     action, out = router.run(frame)
     assert action == XDP_REDIRECT
@@ -302,7 +322,7 @@ def test_martian_ipv4_sources_go_to_the_kernel(router, src):
                                       ('::ffff:10.1.0.2', 'fd02::2'), ('fd01::2', '::ffff:10.2.0.2'),
                                       ('fd01::2', '::1'), ('fe80::1', 'fd02::2')])
 def test_refused_ipv6_addresses_go_to_the_kernel(router, src, dst):
-    frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(src, dst, udp(1, 2, b'm' * 20)))
+    frame = ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(src, dst, udp(1, 2, b'm' * 20, src, dst)))
     assert router.run(frame) == (XDP_PASS, frame)
 
 

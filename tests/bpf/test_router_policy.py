@@ -52,7 +52,7 @@ def kernel_port(router, family, dst, sport, dport, proto='udp'):
 
 
 def udp_frame(router, family, dst, sport, dport):
-    payload = udp(sport, dport, b'r' * 26)
+    payload = udp(sport, dport, b'r' * 26, SOURCE[family], dst)
     if family == 4:
         return ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IP, ipv4(SOURCE[4], dst, payload))
     return ether(router.ports['a0']['mac'], SENDER_MAC, ETH_P_IPV6, ipv6(SOURCE[6], dst, payload))

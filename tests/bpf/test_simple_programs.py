@@ -3,8 +3,21 @@
 import os
 
 import pytest
-from bpf_loader import XDP_PASS, XDP_REDIRECT, LoadedProgram
-from packets import ETH_P_ARP, arp_request, ether, ipv4, mac_bytes, udp
+from bpf_loader import XDP_PASS, XDP_REDIRECT, XDP_TX, LoadedProgram
+from packets import (
+    ETH_P_ARP,
+    ETH_P_IP,
+    ETH_P_IPV6,
+    arp_request,
+    checksum,
+    ether,
+    generator_defines,
+    ipv4,
+    ipv6,
+    mac_bytes,
+    pseudo_header,
+    udp,
+)
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
@@ -136,3 +149,29 @@ def test_xdp_redirect_map_treats_arp_like_any_frame_from_a_known_source(program,
         action, out = prog.run(arp, ingress_ifindex=p0)
     # Layer-2 forwarding by source MAC: the seed's map mode forwards ARP too.
     assert action == XDP_REDIRECT and out[6:] == arp[6:]
+
+
+# The benchmark's addresses; and a pair whose 64-byte frame sums to checksum 0, sent as 0xFFFF.
+GENERATED = [('fd00:201:1::2', 'fd00:201:2::2'), ('10.201.1.2', '10.201.2.2'), ('fd00::2', 'fd00::5c5')]
+
+
+@pytest.mark.parametrize('src, dst', GENERATED)
+@pytest.mark.parametrize('size', [64, 1500])
+def test_xdp_trafficgen_writes_udp_with_its_checksum_into_every_frame(program, src, dst, size):
+    """IPv6 receivers drop UDP with a zero checksum (RFC 8200 8.1): the generator's frames carry
+    the right one, also in a frame a forwarder left behind (every header is written anew)."""
+    prog = program('xdp_trafficgen', defines=generator_defines(A_MAC, B_MAC, src, dst))
+    action, out = prog.run(bytes(size))
+    assert action == XDP_TX
+    if ':' in src:
+        datagram, ttl_offset = out[54:], 21
+        wanted = ether(B_MAC, A_MAC, ETH_P_IPV6, ipv6(src, dst, udp(9, 9, bytes(size - 62), src, dst), flow=0))
+    else:
+        datagram, ttl_offset = out[34:], 22
+        wanted = ether(B_MAC, A_MAC, ETH_P_IP, ipv4(src, dst, udp(9, 9, bytes(size - 42), src, dst), ident=0))
+    assert out == wanted
+    assert datagram[6:8] != bytes(2) and checksum(pseudo_header(src, dst, 17, len(datagram)) + datagram) == 0
+    forwarded = bytearray(out)
+    forwarded[:12] = mac_bytes('02:00:00:00:0c:01') + mac_bytes(B_MAC)
+    forwarded[ttl_offset] -= 1
+    assert prog.run(bytes(forwarded)) == (XDP_TX, out)
