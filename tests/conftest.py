@@ -24,6 +24,10 @@ sys.path.insert(0, COLLECTIONS)
 TEST_PREFIX = 'xt'
 
 
+# The pure unit tests: module_utils functions on data, no kernel state, no root. Every other
+# test creates namespaces, loads BPF programs or runs Ansible against them.
+UNIT_TESTS = os.path.join(ROOT, 'tests', 'unit')
+
 # What the machine had before the suite, for tests/zz_leaks to compare with at the end.
 BASELINE = {}
 
@@ -32,8 +36,22 @@ def pytest_sessionstart(session):
     link = os.path.join(COLLECTIONS, 'ansible_collections', 'xdpkit', 'forwarding')
     if os.path.realpath(link) != ROOT:
         pytest.exit('the collection is not linked at %s: run scripts/test (it runs scripts/bootstrap)' % link, 2)
+
+
+def needs_kernel(item):
+    return os.path.commonpath([str(item.path), UNIT_TESTS]) != UNIT_TESTS
+
+
+def pytest_collection_finish(session):
+    """Once the run's tests are known, before any runs: a run with a test that needs the kernel
+    needs root (it fails here, loudly, not test by test) and takes the baseline the leak checks
+    compare with; a run of unit tests alone needs neither."""
+    kernel = [item.nodeid for item in session.items if needs_kernel(item)]
+    if not kernel or session.config.option.collectonly:
+        return
     if os.geteuid() != 0:
-        pytest.exit('the tests create namespaces and attach XDP programs: run them as root', 2)
+        pytest.exit('%d of the tests collected (%s first) create namespaces and attach XDP programs: run them '
+                    'as root (tests/unit alone runs as any user)' % (len(kernel), kernel[0]), 2)
     import bpf_run
 
     from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins

@@ -12,6 +12,9 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import cr
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
 
 TOOL = os.path.join(ROOT, 'tools', 'xdp_stats')
+# Written out, not imported from _metrics / _xdp_stats: the test states what is exported.
+METRICS = ('xdpkit_xdp_packets_total', 'xdpkit_xdp_bytes_total')
+ACTIONS = ('XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT')
 
 
 def samples(text):
@@ -63,8 +66,17 @@ def test_prometheus_text_and_textfile_count_traffic_as_it_flows(cleanup, tmp_pat
     byte_key = ('xdpkit_xdp_bytes_total', '', host, 'XDP_PASS')
     assert after[byte_key][0] - before[byte_key][0] >= 50 * 98, 'ICMP echo frames are 98 bytes'
     assert after[key][1] == 'xdp_pass' and after[key][2] == str(attached['program']['prog_id'])
-    # The program inside the namespace is there too, under its namespace's name.
-    assert ('xdpkit_xdp_packets_total', ns, 'veth0', 'XDP_PASS') in after
+    # Each program it attached is there under its own namespace and interface, with every action
+    # of both counters labelled with the program's name and the id the attach returned.
+    for namespace, interface, result in (('', host, attached), (ns, 'veth0', inside)):
+        exported = {(metric, action): (program, prog_id) for (metric, sample_ns, sample_if, action), (
+            _value, program, prog_id) in after.items() if (sample_ns, sample_if) == (namespace, interface)}
+        assert set(exported) == {(metric, action) for metric in METRICS for action in ACTIONS}, exported
+        assert set(exported.values()) == {('xdp_pass', str(result['program']['prog_id']))}, exported
+    assert attached['program']['prog_id'] != inside['program']['prog_id']
+    # The echo replies reached the program inside the namespace.
+    inside_key = ('xdpkit_xdp_packets_total', ns, 'veth0', 'XDP_PASS')
+    assert after[inside_key][0] - before[inside_key][0] >= 50, (before[inside_key], after[inside_key])
     # Actions the program never returned are exported as zero, not left out.
     assert after[('xdpkit_xdp_packets_total', '', host, 'XDP_DROP')][0] == 0
 

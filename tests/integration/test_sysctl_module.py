@@ -1,28 +1,34 @@
 from conftest import run_module
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl, write_sysctl
 
 KEY = 'net.ipv4.conf.all.forwarding'
+# A new namespace inherits the host's IPv4 conf/* values (forwarding, rp_filter): a router or
+# container host has forwarding at 1. The tests write the start values they assume.
+OTHER = {'0': '1', '1': '0'}
 
 
 def test_sysctl_is_set_per_namespace_and_restored(cleanup):
     ns = cleanup('ns')
     run_module('netns', {'name': ns})
-    host_before = read_sysctl(None, KEY)
-    assert read_sysctl(ns, KEY) == '0'
+    # The namespace starts where the host is and the module writes the other value, so a write
+    # that reached the host instead shows whichever value the host has.
+    start = read_sysctl(None, KEY)
+    wanted = OTHER[start]
+    write_sysctl(ns, KEY, start)
 
-    checked = run_module('sysctl', {'namespace': ns, 'name': KEY, 'value': '1'}, check=True, diff=True)
-    assert checked['changed'] and checked['diff']['after'] == {'value': '1'}
-    assert read_sysctl(ns, KEY) == '0'
+    checked = run_module('sysctl', {'namespace': ns, 'name': KEY, 'value': wanted}, check=True, diff=True)
+    assert checked['changed'] and checked['diff']['after'] == {'value': wanted}
+    assert read_sysctl(ns, KEY) == start
 
-    assert run_module('sysctl', {'namespace': ns, 'name': KEY, 'value': '1'})['changed']
-    assert read_sysctl(ns, KEY) == '1'
-    assert read_sysctl(None, KEY) == host_before, 'the host must not change'
-    assert not run_module('sysctl', {'namespace': ns, 'name': KEY, 'value': '1'})['changed']
+    assert run_module('sysctl', {'namespace': ns, 'name': KEY, 'value': wanted})['changed']
+    assert read_sysctl(ns, KEY) == wanted
+    assert read_sysctl(None, KEY) == start, 'the host must not change'
+    assert not run_module('sysctl', {'namespace': ns, 'name': KEY, 'value': wanted})['changed']
 
     restored = run_module('sysctl', {'namespace': ns, 'name': KEY, 'state': 'absent'})
-    assert restored['changed'] and restored['value'] == '0'
-    assert read_sysctl(ns, KEY) == '0'
+    assert restored['changed'] and restored['value'] == start
+    assert read_sysctl(ns, KEY) == start
     assert not run_module('sysctl', {'namespace': ns, 'name': KEY, 'state': 'absent'})['changed']
 
 
@@ -55,6 +61,9 @@ def test_sysctls_in_several_namespaces_in_one_call_and_nothing_half_set_on_a_ref
     a, b = cleanup('a'), cleanup('b')
     create_netns(a)
     create_netns(b)
+    for namespace in (a, b):
+        for key in ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding', 'net.ipv4.conf.all.rp_filter'):
+            write_sysctl(namespace, key, '0')
     entries = [{'name': 'net.ipv4.conf.all.forwarding', 'value': '1', 'namespace': a},
                {'name': 'net.ipv6.conf.all.forwarding', 'value': '1', 'namespace': a},
                {'name': 'net.ipv4.conf.all.forwarding', 'value': '1', 'namespace': b}]

@@ -1,6 +1,7 @@
 """xdp_program, xdp_map and xdp_stats through Ansible against real interfaces."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -111,11 +112,40 @@ def test_xdp_stats_rates_and_no_program(pair):
     assert rated['rates']['XDP_PASS']['pps'] > 0
 
 
-def test_xdp_stats_tool_prints_the_counters(pair):
-    run_module('xdp_program', {'interface': pair('h'), 'program': 'xdp_pass'})
-    out = subprocess.run([os.path.join(ROOT, 'tools', 'xdp_stats'), '-d', pair('h'),
-                          '--count', '1', '--interval', '0.2'], capture_output=True, text=True, check=True).stdout
-    assert 'XDP program xdp_pass' in out and 'XDP_REDIRECT' in out and 'XDP_PASS' in out
+TOOL_HEADER = re.compile(r'^(?P<where>.+): XDP program (?P<name>\S+) \(id (?P<id>\d+), tag (?P<tag>[0-9a-f]+), '
+                         r'(?P<mode>\w+) mode\), period [0-9.]+s$')
+
+
+def tool_sample(*argv):
+    """tools/xdp_stats' one sample: its header's fields and {action: (packets, bytes)} in order."""
+    argv = [os.path.join(ROOT, 'tools', 'xdp_stats')] + list(argv) + ['--count', '1', '--interval', '0.2']
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    header, columns, *rows = out.strip().splitlines()
+    match = TOOL_HEADER.match(header)
+    assert match, out
+    assert columns.split() == ['XDP', 'action', 'packets', 'pps', 'bytes', 'Mbit/s'], out
+    counters = {}
+    for row in rows:
+        action, packets, _pps, size, _mbits = row.split()
+        counters[action] = (int(packets), int(size))
+    return match.groupdict(), counters
+
+
+def test_xdp_stats_tool_prints_the_counters_of_the_program_attached(pair):
+    ns = pair('ns')
+    host = run_module('xdp_program', {'interface': pair('h'), 'program': 'xdp_pass'})['program']
+    inside = run_module('xdp_program', {'interface': 'veth0', 'namespace': ns, 'program': 'xdp_pass'})['program']
+    assert host['prog_id'] != inside['prog_id']
+    # Echo requests pass the host end's program, the replies the one inside the namespace.
+    in_ns(ns, 'ping', '-c', '3', '-i', '0.2', '-W', '2', '10.66.0.1')
+    for argv, where, program in ((('-d', pair('h')), pair('h'), host),
+                                 (('-d', 'veth0', '-n', ns), 'veth0 in namespace %s' % ns, inside)):
+        header, counters = tool_sample(*argv)
+        assert header == {'where': where, 'name': 'xdp_pass', 'id': str(program['prog_id']), 'tag': program['tag'],
+                          'mode': program['mode']}, header
+        assert list(counters) == ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT'], counters
+        assert counters['XDP_PASS'][0] >= 3 and counters['XDP_PASS'][1] >= 3 * 98, counters
+        assert all(counters[action] == (0, 0) for action in counters if action != 'XDP_PASS'), counters
 
 
 def test_xdp_program_bad_input_fails_with_the_reason(pair, tmp_path):
