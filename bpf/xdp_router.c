@@ -23,7 +23,7 @@
  *     ingress port) are the kernel's to drop;
  *   - routes of type unreachable and prohibit (and no route): the kernel sends the ICMP error;
  *   - a next hop out of the ingress port: the kernel forwards and sends an ICMP redirect;
- *   - ICMP and ICMPv6 errors: over a multipath route the kernel hashes the header they quote
+ *   - ICMP and ICMPv6 errors, redirects included: over a multipath route the kernel hashes the header they quote
  *     (ip_multipath_l3_keys(), ip6_multipath_l3_keys()), where bpf_fib_lookup() hashes the
  *     outer one, so the kernel picks their path.
  * Both lookups carry what the kernel's flow dissector gives policy rules (ipproto, sport,
@@ -240,8 +240,8 @@ static __always_inline void read_l4_ports(struct bpf_fib_lookup *fib, int protoc
 	fib->dport = ports[1];
 }
 
-/* ICMP error types: icmp_is_err()'s for IPv4; for IPv6 icmpv6_is_err()'s and the other
- * ICMPv6 errors, every type without the informational bit (RFC 4443 2.1). */
+/* ICMP errors as the kernel's multipath hash tells them (icmp_is_err(), icmpv6_is_err()): it
+ * hashes these by the header they quote, everything else by its own. */
 static __always_inline int icmp_error(__u8 *icmp, void *data_end, int family)
 {
 	__u8 type;
@@ -250,9 +250,10 @@ static __always_inline int icmp_error(__u8 *icmp, void *data_end, int family)
 		return 0;
 	type = icmp[0];
 	if (family == AF_INET)
-		return type == ICMP_DEST_UNREACH || type == ICMP_SOURCE_QUENCH || type == ICMP_TIME_EXCEEDED ||
-		       type == ICMP_PARAMETERPROB;
-	return !(type & ICMPV6_INFOMSG_MASK);
+		return type == ICMP_DEST_UNREACH || type == ICMP_SOURCE_QUENCH || type == ICMP_REDIRECT ||
+		       type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETERPROB;
+	return type == ICMPV6_DEST_UNREACH || type == ICMPV6_PKT_TOOBIG || type == ICMPV6_TIME_EXCEED ||
+	       type == ICMPV6_PARAMPROB;
 }
 
 /* What to do with a lookup result other than success. */
