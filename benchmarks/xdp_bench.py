@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -510,6 +511,83 @@ def program_cost(bed, mode, repeat):
     return {'program': program['name'], 'ns_per_packet': round(total_ns / runs, 1), 'actions': sorted(actions)}
 
 
+# -- hand-overs --------------------------------------------------------------------------------
+class Stream:
+    """A steady stream from the generator, on the generator's CPU, in a thread of its own, so
+    that the main thread can change the forwarder meanwhile (ctypes lets go of the GIL for the
+    bpf() call). Everything else runs on the other CPU."""
+
+    def __init__(self, generator, cpu, burst=20000):
+        self.generator, self.cpu, self.burst = generator, cpu, burst
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        os.sched_setaffinity(0, {self.cpu})
+        while not self.stop.is_set():
+            self.generator.send(64, self.burst)
+            self.sent += self.burst
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        self.thread.join()
+
+
+def handover(bed, generator, replaces):
+    """Frames lost while xdp_program changes the forwarder under a steady IPv4 stream: the
+    router replaced by a changed program `replaces` times (each replace swaps one define, so
+    every one is a real program change, loaded from the kept instructions), and, for reference,
+    the steady stream alone, the first attach (xdp_pass, the kernel path, replaced by the
+    router) and the detach (the router replaced by xdp_pass: a veth without any program drops
+    what the generator sends, so that is what taking the router off means on this bed)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    gen_cpu, other = cpus[0], set(cpus[1:]) or {cpus[0]}
+    port = {'interface': bed.port_g, 'maps_dir': bed.maps_dir}
+
+    programs = []
+
+    def router(generation):
+        module('xdp_program', program='xdp_router', netfilter='bypass', defines={'BENCH_GENERATION': generation},
+               **port)
+        programs.append(interface_program(None, bed.port_g)['id'])
+
+    def phase(name, change, count=1):
+        before = bed.counter(bed.sink_ns, 's0', 'XDP_DROP')
+        with Stream(generator, gen_cpu) as stream:
+            time.sleep(0.5)
+            for index in range(count):
+                change(index)
+            time.sleep(0.5)
+        delivered = settle(lambda: bed.counter(bed.sink_ns, 's0', 'XDP_DROP')) - before
+        lost = stream.sent - delivered
+        log('hand-over %-13s %2d change(s): %d sent, %d lost' % (name, count, stream.sent, lost))
+        return {'changes': count, 'sent': stream.sent, 'delivered': delivered, 'lost': lost,
+                'lost_per_change': lost / count if count else lost}
+
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, other)
+    try:
+        bed.configure('kernel4')
+        unthread_napi(bed)
+        result = {'first_attach': phase('first attach', lambda _i: bed.configure('fib4'))}
+        router(0)
+        router(1)   # both generations compiled and kept before the measured replaces
+        result['steady'] = dict(phase('steady', lambda _i: time.sleep(2)), changes=0)
+        del programs[:]
+        result['replace'] = phase('replace', lambda i: router(i % 2), count=replaces)
+        # Each replace put a new program there (an unchanged one would measure nothing).
+        result['replace']['programs'] = len(set(programs))
+        result['detach'] = phase('detach', lambda _i: module('xdp_program', program='xdp_pass', **port))
+    finally:
+        os.sched_setaffinity(0, saved)
+    return result
+
+
 # -- control plane -----------------------------------------------------------------------------
 def compile_seconds(prefix):
     seconds = {}
@@ -631,6 +709,18 @@ def markdown(results):
             lines += ['', 'The floor under any router on bpf_fib_lookup() (fib4_floor: one lookup, MACs, TTL, '
                       'redirect; no checks, no counters): kernel4 / fib4_floor = %.2fx, the most such a router can '
                       'reach on this machine.' % r['kernel4_over_fib4_floor']]
+    ho = results.get('handover')
+    if ho:
+        lines += ['', '## Hand-overs', '',
+                  'A steady IPv4 stream (64 B, generator and forwarding path on one CPU) while xdp_program changes '
+                  'the program on the forwarding port; lost = sent - delivered at the sink.', '',
+                  '| phase | changes | sent | lost | lost per change |', '|---|---|---|---|---|']
+        for name, label in (('steady', 'steady stream, no change'), ('replace', 'router replaced by a changed router'),
+                            ('first_attach', 'first attach (kernel path -> router)'),
+                            ('detach', 'detach (router -> kernel path)')):
+            point = ho[name]
+            lines.append('| %s | %d | %d | %d | %s |' % (label, point['changes'], point['sent'], point['lost'],
+                                                        '%.1f' % point['lost_per_change'] if point['changes'] else '-'))
     cp = results['control_plane']
     lines += ['', '## Control plane', '', 'bcc compile seconds: ' + ', '.join(
         '%s %.2f' % kv for kv in sorted(cp['compile_seconds'].items()))]
@@ -700,6 +790,8 @@ def main(argv=None):
                         help='full: site.yml and 1/8/32 namespace pairs; quick: compile times and 1 pair')
     parser.add_argument('--site-cycles', type=int, default=3,
                         help='site.yml cycles (converge, re-run, teardown) of the full control plane; medians reported')
+    parser.add_argument('--handover', type=int, default=20,
+                        help='router replaces under a steady stream (frames lost per replace); 0 skips them')
     parser.add_argument('--prefix', default='bench', help='prefix of namespace and link names')
     parser.add_argument('--out', default=os.path.join(HERE, 'results'), help='output directory')
     args = parser.parse_args(argv)
@@ -748,6 +840,9 @@ def main(argv=None):
         log('one CPU: generator and forwarding path together, modes interleaved')
         results['one_cpu'] = one_cpu_costs(bed, generators, args.packets, args.runs, args.cost_repeat,
                                            args.min_seconds)
+        if args.handover:
+            log('hand-overs: %d router replaces under a steady stream' % args.handover)
+            results['handover'] = handover(bed, generators[4], args.handover)
         how['summary'] = 'Generator pinned to CPU %d; %s.' % (
             how['generator_cpu'], 'threaded NAPI for the forwarding port and the sink, pinned to CPU %s'
             % how['napi_cpu'] if how['threaded_napi'] else 'NAPI in softirq on the generator\'s CPU')

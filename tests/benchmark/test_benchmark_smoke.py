@@ -12,7 +12,7 @@ def test_benchmark_runs_on_a_tiny_packet_count(cleanup, tmp_path):
     proc = subprocess.run(
         [os.path.join(VENV_BIN, 'python'), os.path.join(ROOT, 'benchmarks', 'xdp_bench.py'),
          '--packets', '3000', '--runs', '2', '--sizes', '64', '1500', '--cost-repeat', '1000', '--min-seconds', '0.05',
-         '--control-plane', 'quick', '--prefix', cleanup.prefix, '--out', str(tmp_path)],
+         '--control-plane', 'quick', '--handover', '2', '--prefix', cleanup.prefix, '--out', str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     with open(tmp_path / 'benchmark.json') as handle:
@@ -48,6 +48,16 @@ def test_benchmark_runs_on_a_tiny_packet_count(cleanup, tmp_path):
     # On 3,000 packets a path can measure faster than the limit (noise): no ratio is asserted.
     assert all('path_ns' in p for mode, p in one['modes'].items() if mode != 'limit')
     assert '## One CPU' in (tmp_path / 'benchmark.md').read_text()
+    # The hand-overs: every phase streamed and was counted at the sink; nothing is asserted on
+    # the losses (that is the benchmark's figure), only that they are what was sent and not delivered.
+    handover = results['handover']
+    assert handover['replace']['changes'] == 2 and handover['steady']['changes'] == 0
+    assert handover['replace']['programs'] == 2, 'every replace attached a new program'
+    for phase in ('steady', 'replace', 'first_attach', 'detach'):
+        point = handover[phase]
+        assert point['sent'] > 0 and point['delivered'] > 0, (phase, point)
+        assert point['lost'] == point['sent'] - point['delivered'], (phase, point)
+    assert '## Hand-overs' in (tmp_path / 'benchmark.md').read_text()
     assert set(results['control_plane']['compile_seconds']) >= {'xdp_router', 'xdp_trafficgen'}
     assert results['control_plane']['converge_seconds_by_pairs']['1']['converge'] > 0
     assert (tmp_path / 'benchmark.png').stat().st_size > 1000
