@@ -205,7 +205,7 @@ class XdpProgramManager:
                                changed=attached is not None or bool(_bpf_pins.pinned_files(self.pin_dir)))
             if changed and not self.check_mode:
                 if attached:
-                    detach(self.namespace, self.interface, attached['mode'])
+                    detach(self.namespace, self.interface, attached['mode'], attached['prog_id'])
                     _ownership.forget_owned(attached['prog_id'])
                 if link:
                     for path in _ports.port_tables_in(self.maps_dir):
@@ -286,10 +286,24 @@ class XdpProgramManager:
                 _ports.write_port(path, link['ifindex'], port)
             for path in egress_maps:
                 _ports.add_egress_port(path, link['ifindex'], self.namespace)
+            expected = attached['prog_id'] if attached else None
             if attached and attached['mode'] != self.mode:
                 # The kernel refuses native and generic at once: this one switch is not atomic.
-                detach(self.namespace, self.interface, attached['mode'])
-            attach(self.namespace, self.interface, loaded.fd, self.mode)
+                detach(self.namespace, self.interface, attached['mode'], expected)
+                expected = None
+            attach(self.namespace, self.interface, loaded.fd, self.mode, expected)
+        except Exception:
+            if not attached:
+                # A first attach that did not happen leaves nothing of ours on the port.
+                for path in port_tables:
+                    _ports.delete_port(path, link['ifindex'])
+                _ports.remove_egress_port(self.maps_dir, link['ifindex'])
+                for directory in new_dirs:
+                    _bpf_pins.remove_pins(directory)
+                _bpf_pins.release_pin_root()
+            loaded.close()
+            raise
+        try:
             prog_id = sysbpf.prog_info(loaded.fd)['id']
             _ownership.record_owned(prog_id)
             if attached:

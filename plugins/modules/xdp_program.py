@@ -32,6 +32,10 @@ description:
   - A program that xdpkit did not attach (another tool's, a libxdp dispatcher, one from
     C(ip link set ... xdp obj ...)) is never replaced or detached unless O(force=true); the
     failure names it (id, name, tag, mode).
+  - Attach, replace and detach name to the kernel the program found when the interface was
+    checked (C(XDP_FLAGS_REPLACE) with the expected program, or C(XDP_FLAGS_UPDATE_IF_NOEXIST) on an
+    empty interface), so a program another tool attaches between the check and the change is never
+    overwritten - the run fails naming it, and a first attach that failed leaves no pins behind.
   - Programs that send frames on past the stack (any redirect, or C(XDP_TX)) skip netfilter.
     Before attaching one, and on every run while it is attached, the module reads the
     namespace's netfilter state and fails, naming the chains, when nftables or iptables

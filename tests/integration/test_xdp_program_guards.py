@@ -7,15 +7,16 @@ import os
 import struct
 
 import pytest
-from conftest import in_ns, run_module
+from conftest import ROOT, in_ns, run_module
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import HandOverRace, attached_program
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import XdpProgramManager
 
 
 @pytest.fixture
@@ -359,3 +360,55 @@ def test_exclusive_takes_the_router_off_ports_no_longer_listed(router_ns):
     assert not run_module('xdp_program', dict(one, exclusive=False))['changed']
     assert attached(names, 'r1') is not None
     run_module('xdp_program', dict(three, state='absent'))
+
+
+def bpf_source_files(main):
+    return _bpf_source.read_source_tree(os.path.join(ROOT, 'bpf', main))
+
+
+class RacedManager(XdpProgramManager):
+    """xdp_program with another tool acting between its check and its change: `between` runs
+    right after inspect() has read what is on the port."""
+
+    def __init__(self, params, between):
+        super().__init__(params)
+        self.between = between
+
+    def inspect(self):
+        found = super().inspect()
+        self.between()
+        return found
+
+
+def manager_params(names, **extra):
+    return dict({'interface': 'r0', 'namespace': names('r'), 'maps_dir': names.maps_dir, 'state': 'present',
+                 'source_main': 'xdp_router.c', 'source_files': bpf_source_files('xdp_router.c'), 'mode': 'native'},
+                **extra)
+
+
+@pytest.mark.parametrize('step', ['first attach', 'replace', 'detach'])
+def test_a_program_attached_between_the_check_and_the_change_is_never_overwritten(router_ns, step):
+    """The kernel compares the program expected on the port in the same call that changes it
+    (XDP_FLAGS_REPLACE with IFLA_XDP_EXPECTED_FD, or XDP_FLAGS_UPDATE_IF_NOEXIST on an empty
+    port): a program attached after the inspection makes the run fail naming it, and stays."""
+    names = router_ns
+    if step != 'first attach':
+        ours = XdpProgramManager(manager_params(names)).run()['program']['prog_id']
+    raced = []
+    params = manager_params(names, state='absent') if step == 'detach' else \
+        manager_params(names, defines={'SOME_CHANGE': 1} if step == 'replace' else {})
+    manager = RacedManager(params, between=lambda: raced.append(attach_foreign(names)))
+    with pytest.raises(HandOverRace) as failure:
+        manager.run()
+    foreign = raced[0]
+    message = str(failure.value)
+    assert 'program id %d' % foreign in message and 'other_tool' in message, message
+    assert ('empty link' if step == 'first attach' else 'program id %d found' % ours) in message, message
+    assert attached(names)['prog_id'] == foreign, 'the program attached in between is still there'
+    if step == 'first attach':
+        # Nothing half-made: no pins of the instance, no entry in the port table.
+        assert not os.path.exists(manager.pin_dir), os.listdir(manager.pin_dir)
+        with iproute(names('r')) as ipr:
+            ifindex = get_link(ipr, 'r0')['ifindex']
+        for table in _ports.port_tables_in(names.maps_dir):
+            assert _ports.read_port(table, ifindex) is None

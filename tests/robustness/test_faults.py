@@ -20,6 +20,11 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import li
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program, detach
 
+
+def prog_id_on(interface):
+    with iproute() as ipr:
+        return attached_program(ipr, get_link(ipr, interface)['ifindex'])['prog_id']
+
 FORWARDING = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding')
 
 
@@ -118,7 +123,7 @@ def map_ids_of_program(interface):
 FAULTS = {
     'namespace_deleted': lambda p: remove_netns(p + 'fib-uno'),
     'veth_deleted': lambda p: _delete_link(p + 'fib-dos'),
-    'program_detached': lambda p: detach(None, p + 'fib-uno', 'native'),
+    'program_detached': lambda p: detach(None, p + 'fib-uno', 'native', prog_id_on(p + 'fib-uno')),
     'program_replaced': lambda p: replace_with_foreign_program(p + 'fib-dos'),
     'map_unpinned': lambda p: os.unlink('/sys/fs/bpf/xdpkit/%sfib-maps/tx_ports' % p),
     'bpffs_unmounted': lambda p: None,  # done by converge_without_bpffs, in a mount namespace of its own
