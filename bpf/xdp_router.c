@@ -39,9 +39,9 @@
  *     them along a default route, older ones drop them), so the kernel decides;
  *   - padding-only IPv4 options in a packet of under IPV4_HEADER_MAX bytes, and hop-by-hop
  *     padding other than six Pad1 or one four-byte PadN, go to the kernel.
- * And one that is not: the port table (rp_filter, accept_local, MAC) is read when
- * xdp_program runs. Change those sysctls or the MAC, then run it again (it reports the
- * refresh as a change); until then the router applies the settings it was given.
+ * And one that is not: the port table (rp_filter, accept_local, MAC), which xdp_program
+ * writes when it attaches and the keeper keeps current (within a second of a change); an
+ * entry the keeper has not vouched for within its lease sends every frame to the kernel.
  * Not modelled, so do not attach it where they matter: multicast routing, proxy_ndp, IPsec
  * policies, netfilter and traffic control (the xdp_program module refuses to attach over
  * either). Multipath routes pick the path the kernel picks with fib_multipath_hash_policy 0
@@ -481,7 +481,7 @@ int xdp_router(struct xdp_md *ctx)
 		return xdpkit_record(ctx, XDP_PASS);
 	/* Without the port's facts the router cannot tell what Linux would refuse. */
 	port = ports.lookup(&ingress);
-	if (!port)
+	if (!port || !xdpkit_vouched(port))
 		return xdpkit_record(ctx, XDP_PASS);
 	/* Linux routes only frames addressed to the port itself (PACKET_HOST); veth and
 	 * promiscuous NICs hand XDP the others too. */

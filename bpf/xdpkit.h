@@ -52,13 +52,25 @@ BPF_TABLE_PINNED("percpu_array", u32, struct xdpkit_datarec, xdp_stats_map, XDPK
 /* What the kernel knows about an ingress port and XDP cannot ask it: the port's own MAC (for
  * the PACKET_HOST test) and the IPv4 source-validation settings in force on it. Keyed by
  * ifindex, pinned in XDPKIT_MAPS_DIR; the xdp_program module writes the entry of every port
- * it attaches a program to (it finds the table by this macro's name) and keeps it current on
- * every run. A port without an entry is unknown: programs hand its frames to the kernel. */
+ * it attaches a program to (it finds the table by this macro's name), and the keeper keeps it
+ * current between runs. A port without an entry is unknown: programs hand its frames to the
+ * kernel. So is a port whose entry nobody vouched for lately: the settings may have changed
+ * since they were read (xdpkit_vouched()). */
 struct xdpkit_port {
 	unsigned char mac[ETH_ALEN];
 	__u8 rp_filter;		/* max(conf/all, conf/DEV): 0 off, 1 strict, 2 loose */
 	__u8 accept_local;	/* conf/all || conf/DEV */
+	__u64 vouched_until;	/* CLOCK_MONOTONIC ns: the writer read these values then, and
+				 * vouches for them until this time (the keeper renews it) */
 };
+
+/* Whether the entry is still vouched for. Without a keeper renewing it (killed, crashed,
+ * never started, one too old to write today's entries) the settings may be stale: a frame
+ * whose fate depends on them is the kernel's, slower but never wrong. */
+static __always_inline int xdpkit_vouched(struct xdpkit_port *port)
+{
+	return bpf_ktime_get_ns() < port->vouched_until;
+}
 
 #define XDPKIT_PORT_TABLE(_name, _max_entries) \
 	BPF_TABLE_PINNED("hash", u32, struct xdpkit_port, _name, _max_entries, XDPKIT_MAPS_DIR "/" #_name)

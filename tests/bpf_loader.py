@@ -15,6 +15,10 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats impor
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 
 
+# A lease that never runs out: the tests that give a router its port facts vouch for them.
+VOUCHED_FOREVER = (1 << 64) - 1
+
+
 class LoadedProgram:
     def __init__(self, name, pin_dir, maps_dir=None, defines=None):
         self.pin_dir = pin_dir
@@ -52,10 +56,12 @@ class LoadedProgram:
         finally:
             os.close(fd)
 
-    def set_port_facts(self, ifindex, mac, rp_filter=0, accept_local=0, table='ports'):
-        """The port table entry xdp_program would write (tests set the rules directly)."""
+    def set_port_facts(self, ifindex, mac, rp_filter=0, accept_local=0, table='ports', vouched_until=VOUCHED_FOREVER):
+        """The port table entry xdp_program would write (tests set the rules directly). The
+        tests stand in for the keeper: the entry is vouched for until told otherwise."""
         _ports.write_port(os.path.join(self.maps_dir, table), ifindex,
-                          {'mac': mac, 'rp_filter': rp_filter, 'accept_local': accept_local})
+                          {'mac': mac, 'rp_filter': rp_filter, 'accept_local': accept_local,
+                           'vouched_until': vouched_until})
 
     def close(self):
         self.bpf.cleanup()

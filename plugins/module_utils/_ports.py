@@ -3,11 +3,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """[Layer 2, kernel objects] The port table: what the kernel knows about an ingress port that an XDP program cannot
 ask it (the port's MAC, its IPv4 rp_filter and accept_local), written by xdp_program for
-every port it attaches a program to whose source declares XDPKIT_PORT_TABLE; and the egress
-ports (XDPKIT_EGRESS_PORTS), the DEVMAP_HASH of the ports a program is attached to.
+every port it attaches a program to whose source declares XDPKIT_PORT_TABLE and kept current
+by the keeper; and the egress ports (XDPKIT_EGRESS_PORTS), the DEVMAP_HASH of the ports a
+program is attached to.
 
 The values are the kernel's effective ones (IN_DEV_MAXCONF / IN_DEV_ORCONF), so that the
-program's source validation decides as fib_validate_source() would.
+program's source validation decides as fib_validate_source() would. Each entry carries a lease,
+`vouched_until` (CLOCK_MONOTONIC ns, bpf_ktime_get_ns()'s clock): whoever wrote the entry read
+the kernel's values then and vouches for them until that time; the program trusts the entry
+no longer than that.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,14 +20,29 @@ __metaclass__ = type
 
 import os
 import struct
+import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, describe_ns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
 
-# struct xdpkit_port in bpf/xdpkit.h: mac[6], rp_filter, accept_local
-PORT_FORMAT = '=6sBB'
+# struct xdpkit_port in bpf/xdpkit.h: mac[6], rp_filter, accept_local, vouched_until
+PORT_FORMAT = '=6sBBQ'
 PORT_SIZE = struct.calcsize(PORT_FORMAT)
+FACTS = ('mac', 'rp_filter', 'accept_local')
+# How long an entry is trusted after its values were read. The keeper confirms every entry
+# several times within it, so only a keeper that is gone lets it run out.
+LEASE_SECONDS = 1.5
+
+
+def lease_until(seconds=LEASE_SECONDS):
+    # time.monotonic_ns() is CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() reads.
+    return time.monotonic_ns() + int(seconds * 1e9)
+
+
+def facts(entry):
+    """An entry without its lease: what is compared with the kernel."""
+    return None if entry is None else {key: entry[key] for key in FACTS}
 
 
 def _conf(interface, key):
@@ -61,12 +80,13 @@ def wanted_port(namespace, link, ipv4_addressed):
 
 def encode(entry):
     return struct.pack(PORT_FORMAT, bytes.fromhex(entry['mac'].replace(':', '')), entry['rp_filter'],
-                       entry['accept_local'])
+                       entry['accept_local'], entry.get('vouched_until', 0))
 
 
 def decode(raw):
-    mac, rp_filter, accept_local = struct.unpack(PORT_FORMAT, raw[:PORT_SIZE])
-    return {'mac': ':'.join('%02x' % b for b in mac), 'rp_filter': rp_filter, 'accept_local': accept_local}
+    mac, rp_filter, accept_local, vouched_until = struct.unpack(PORT_FORMAT, raw[:PORT_SIZE])
+    return {'mac': ':'.join('%02x' % b for b in mac), 'rp_filter': rp_filter, 'accept_local': accept_local,
+            'vouched_until': vouched_until}
 
 
 def _key(ifindex):
@@ -84,6 +104,23 @@ def read_port(path, ifindex):
     finally:
         os.close(fd)
     return decode(raw) if raw is not None else None
+
+
+def read_entries(path):
+    """[(ifindex, entry)] of a pinned table ([] when it is gone)."""
+    try:
+        fd = sysbpf.obj_get(path)
+    except OSError:
+        return []
+    try:
+        entries = []
+        for key in sysbpf.map_keys(fd, 4):
+            raw = sysbpf.map_lookup(fd, key, PORT_SIZE)
+            if raw is not None:
+                entries.append((struct.unpack('=I', key)[0], decode(raw)))
+        return entries
+    finally:
+        os.close(fd)
 
 
 def write_port(path, ifindex, entry):

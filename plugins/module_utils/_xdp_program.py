@@ -105,6 +105,7 @@ class XdpProgramManager:
         self.leave_foreign = bool(params.get('leave_foreign'))
         # What the set manager takes back with (state=absent) when the map entries fail.
         self.params = params
+        self.needs_keeper = False
         if self.state == 'present' and not self.source_main:
             raise XdpkitError("xdp_program on '%s': give program (a name from the collection's bpf/) or src" %
                               self.interface)
@@ -220,6 +221,8 @@ class XdpProgramManager:
         cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir] + define_flags
         digest = _ownership.program_digest(text, cflags, self.function, self.mode)
         port_tables = [os.path.join(self.maps_dir, name) for name, _size in _bpf_source.port_table_declarations(text)]
+        # A program with a port table trusts its entries only while the keeper renews them.
+        self.needs_keeper = bool(port_tables)
         port = _ports.wanted_port(self.namespace, link, found.ipv4_addressed) if port_tables else None
         egress_maps = [os.path.join(self.maps_dir, name) for name, _size in _bpf_source.egress_port_declarations(text)]
         # Every pin must still be there and be the map the program uses: a map unpinned
@@ -234,7 +237,7 @@ class XdpProgramManager:
         if up_to_date:
             # The program is right; its port facts may not be (a sysctl or the MAC changed), nor
             # its entry in the egress ports (removed behind our back).
-            stale = [path for path in port_tables if _ports.read_port(path, link['ifindex']) != port]
+            stale = [path for path in port_tables if _ports.facts(_ports.read_port(path, link['ifindex'])) != port]
             missing = [path for path in egress_maps if not _ports.has_egress_port(path, link['ifindex'])]
             # A missing egress entry changes nothing the view shows, but is a change all the same.
             refreshed = dict(before, port=port) if stale or missing else before
@@ -242,7 +245,7 @@ class XdpProgramManager:
                 return self._result(diff)
             if not self.check_mode:
                 for path in stale:
-                    _ports.write_port(path, link['ifindex'], port)
+                    _ports.write_port(path, link['ifindex'], dict(port, vouched_until=_ports.lease_until()))
                 for path in missing:
                     _ports.add_egress_port(path, link['ifindex'], self.namespace)
             return self._result(diff)
@@ -261,7 +264,7 @@ class XdpProgramManager:
         if not link:
             return None
         for path in _ports.port_tables_in(self.maps_dir):
-            return _ports.read_port(path, link['ifindex'])
+            return _ports.facts(_ports.read_port(path, link['ifindex']))
         return None
 
     def _load_and_attach(self, text, define_flags, attached, link, port_tables, port, egress_maps):
@@ -282,8 +285,9 @@ class XdpProgramManager:
         try:
             # The port's facts first: the new program hands every frame to the kernel until
             # its port has an entry.
+            # The values were read just now: they are good for one lease, the keeper's to renew.
             for path in port_tables:
-                _ports.write_port(path, link['ifindex'], port)
+                _ports.write_port(path, link['ifindex'], dict(port, vouched_until=_ports.lease_until()))
             for path in egress_maps:
                 _ports.add_egress_port(path, link['ifindex'], self.namespace)
             expected = attached['prog_id'] if attached else None

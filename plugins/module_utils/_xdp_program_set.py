@@ -14,7 +14,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ownership
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper, _ownership, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     MissingDependency,
     XdpkitError,
@@ -86,6 +86,7 @@ class XdpProgramSetManager:
         self.managers = [XdpProgramManager(dict(params, **item), check_mode) for item in items]
         self.params = params
         self.exclusive = bool(params.get('exclusive')) and params['state'] == 'present'
+        self.keeper_policy = params.get('keeper') or 'start'
         if self.exclusive and self.single:
             raise XdpkitError('exclusive: give the ports as interfaces (the list the program should run on, '
                               'and on no other port of its maps_dir)')
@@ -199,10 +200,35 @@ class XdpProgramSetManager:
                 warnings += filled['warnings']
             result['diff'] = {'before': before, 'after': after}
         results = [r for group in order for _m, r in converged[group]]
-        result.update(changed=any(diffs[group].changed for group in order) or bool(filled and filled['changed']),
+        keeper = self._keeper(any(m.needs_keeper for m in self.managers), warnings)
+        if keeper:
+            result['keeper'] = keeper
+        result.update(changed=any(diffs[group].changed for group in order) or bool(filled and filled['changed'])
+                      or bool(keeper and keeper['started']),
                       compiled=any(r['compiled'] for r in results),
                       compile_seconds=sum(r['compile_seconds'] for r in results), warnings=warnings)
         return result
+
+
+    def _keeper(self, needed, warnings):
+        """The keeper renews the port entries the router trusts: make sure one runs (keeper=start),
+        or say that none does (keeper=external, a service manager's to run)."""
+        if not needed:
+            return None
+        current = _keeper.running()
+        today = _keeper.keeper_version()
+        if current and current.get('version') == today:
+            return {'pid': current['pid'], 'version': today, 'started': False}
+        if self.keeper_policy == 'external':
+            warnings.append(
+                'no keeper of this version runs on this host%s: the router hands every frame to the kernel %.1f s '
+                'after this run, until xdpkit-keeper runs (it keeps the port tables current and vouches for them)'
+                % (' (version %s does)' % current['version'] if current else '', _ports.LEASE_SECONDS))
+            return {'pid': current['pid'] if current else None, 'version': current and current['version'],
+                    'started': False}
+        if self.check_mode:
+            return {'pid': None, 'version': today, 'started': True}
+        return {'pid': _keeper.ensure() or _keeper.running()['pid'], 'version': today, 'started': True}
 
 
 def _without_diff(result):

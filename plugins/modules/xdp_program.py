@@ -209,6 +209,21 @@ options:
     type: str
     choices: [refuse, bypass]
     default: refuse
+  keeper:
+    description:
+      - A program with a port table (V(xdp_router)) trusts each port's entry (its MAC, rp_filter and accept_local)
+        only for a lease of 1.5 seconds; the keeper, one process per host, follows the kernel's netlink
+        events and re-reads the settings four times a second, rewrites entries that drifted (C(sysctl -w),
+        C(ip link set ... address), a port renamed or re-created, addresses added or removed) and renews the
+        leases. Without a keeper the router hands every frame to the kernel once the lease has run out, so
+        it is never wrong, only slower.
+      - V(start) starts a keeper in the background when none of this version runs (an older one is stopped
+        first); it leaves by itself a few seconds after the last router is gone.
+      - V(external) leaves that to a service manager (the C(xdpkit-keeper) systemd unit) and only warns
+        when no keeper of this version runs.
+    type: str
+    choices: [start, external]
+    default: start
   state:
     description: Whether the program should be attached.
     type: str
@@ -369,6 +384,20 @@ compile_seconds:
   description: Seconds the bcc compile took (0 when nothing was compiled).
   returned: always
   type: float
+keeper:
+  description: The keeper that renews the port table entries of the program (a started one is a change).
+  returned: when the program has a port table
+  type: dict
+  contains:
+    pid:
+      description: Its process id (null in check mode when it would be started).
+      type: int
+    version:
+      description: A digest of the keeper's code; a keeper of another version is replaced.
+      type: str
+    started:
+      description: Whether this run started it.
+      type: bool
 maps:
   description: Pinned maps by name, with their paths.
   returned: when present
@@ -411,7 +440,6 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import (
     run_manager,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import entries_argument_spec
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program import XdpProgramManager
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_program_set import XdpProgramSetManager
 
 
@@ -441,6 +469,7 @@ def main():
             force=dict(type='bool', default=False),
             netfilter=dict(type='str', default='refuse', choices=['refuse', 'bypass']),
             traffic_control=dict(type='str', default='refuse', choices=['refuse', 'bypass']),
+            keeper=dict(type='str', default='start', choices=['start', 'external']),
             state=dict(type='str', default='present', choices=['present', 'absent']),
         ),
         mutually_exclusive=[('program', 'src'), ('interface', 'interfaces')],
@@ -449,9 +478,9 @@ def main():
         supports_check_mode=True,
     )
     require_pyroute2(module)
-    batch = module.params['interfaces'] is not None or module.params['receivers'] or module.params['map_entries'] \
-        or module.params['exclusive']
-    run_manager(module, XdpProgramSetManager if batch else XdpProgramManager)
+    # The set manager with one interface is the single manager plus what a run needs around
+    # it (the keeper, receivers, map entries).
+    run_manager(module, XdpProgramSetManager)
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ import os
 import platform
 import re
 import struct
+import time
 
 import pytest
 from bpf_loader import XDP_DROP, XDP_PASS, XDP_REDIRECT, LoadedProgram
@@ -344,6 +345,18 @@ def test_a_port_without_its_table_entry_hands_everything_to_the_kernel(router):
         os.close(fd)
     frame = router.frame4()
     assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_an_entry_whose_lease_ran_out_hands_everything_to_the_kernel(router):
+    """The keeper vouches for an entry until a CLOCK_MONOTONIC time (bpf_ktime_get_ns()'s clock):
+    trusted while that lies ahead, not a moment after."""
+    frames = (router.frame4(), router.frame6())
+    router.facts(vouched_until=time.monotonic_ns() + 10 ** 9)
+    assert [router.run(frame)[0] for frame in frames] == [XDP_REDIRECT, XDP_REDIRECT]
+    router.facts(vouched_until=time.monotonic_ns() - 1)
+    assert [router.run(frame) for frame in frames] == [(XDP_PASS, frame) for frame in frames]
+    router.facts(vouched_until=0)
+    assert [router.run(frame) for frame in frames] == [(XDP_PASS, frame) for frame in frames]
 
 
 @pytest.mark.parametrize('dst', ['255.255.255.255', '224.0.0.5', '239.1.2.3', '0.1.2.3', '127.0.0.1',

@@ -25,7 +25,7 @@ from conftest import report
 from corpus import GEN4, GEN6, ROUTER_OWN4, corpus
 from packets import ETH_P_IP, ETH_P_IPV6, icmp_echo_request, ipv4, mac_bytes, udp
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _keeper
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
@@ -129,6 +129,8 @@ class Bed:
     def router(self, state):
         if state == 'present':
             attach('r0', self.r, 'xdp_router', maps_dir=self.maps_dir)
+            # The module starts the keeper; a manager called directly leaves that to its caller.
+            _keeper.ensure()
             XdpMapManager({'path': self.maps_dir + '/tx_ports', 'namespace': self.r, 'state': 'present',
                            'entries': [{'key': 'r1', 'value': 'r1'}, {'key': 'r0', 'value': 'r0'}]}).run()
             self.stats_fd = find_stats_map(interface_program(self.r, 'r0')['id'])
@@ -137,6 +139,7 @@ class Bed:
             self.stats_fd = None
             XdpProgramManager({'interface': 'r0', 'namespace': self.r, 'maps_dir': self.maps_dir,
                                'state': 'absent'}).run()
+            _keeper.stop()
 
     def counters(self):
         if self.stats_fd is None:

@@ -28,7 +28,7 @@ LAYERS = {
     '_netfilter': 2, '_traffic_control': 2, '_host_lock': 2,
     # one manager (or reader) per module noun, and the lab that composes them
     '_netns_manager': 3, '_veth': 3, '_route': 3, '_neighbour': 3, '_sysctl': 3, '_xdp_map': 3,
-    '_xdp_program': 3, '_xdp_program_set': 3, '_lab': 3, '_link_info': 3, '_xdp_stats': 3, '_metrics': 3,
+    '_xdp_program': 3, '_xdp_program_set': 3, '_keeper': 3, '_lab': 3, '_link_info': 3, '_xdp_stats': 3, '_metrics': 3,
     # what every module shares: running a manager under the lock
     '_module': 4,
 }

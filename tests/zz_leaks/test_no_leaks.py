@@ -7,7 +7,7 @@ import time
 import bpf_run
 from conftest import BASELINE, BPF_TEST_ROOT, TEST_PREFIX
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_sys
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_sys, _keeper
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns
 
@@ -22,6 +22,15 @@ def test_no_namespace_link_or_pin_of_the_suite_remains():
     # Namespace locks (modules run through the netns connection) go with their namespace.
     locks = os.listdir('/run/xdpkit') if os.path.isdir('/run/xdpkit') else []
     assert not [n for n in locks if n.startswith('lock@' + TEST_PREFIX) and n not in BASELINE['locks']]
+
+
+def test_no_keeper_is_left_running():
+    """The keeper a module started leaves by itself once no router is left to keep (it was
+    not running before the suite, or the suite would not have started its own)."""
+    deadline = time.monotonic() + _keeper.IDLE_EXIT_SECONDS + 10
+    while _keeper.running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _keeper.running() is None, 'a keeper still runs: %s (%s)' % (_keeper.running(), _keeper.LOG_FILE)
 
 
 def describe(kind, ids, fd_by_id, info):

@@ -1,0 +1,491 @@
+# -*- coding: utf-8 -*-
+# Copyright: xdpkit developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""[Layer 3, managers] The keeper: keeps what a router caches about its ports equal to what
+the kernel says, and vouches for it.
+
+An XDP program cannot ask the kernel for a port's MAC or its effective rp_filter and
+accept_local per packet, so xdp_program writes them into the pinned port table when it
+attaches. They drift: `sysctl -w`, `ip link set ... address`, a port renamed, addresses added
+or removed. The keeper re-reads them for every port of every router on the host (the host
+namespace and every named namespace), on every netlink event that may change them and at least
+every INTERVAL seconds for what the kernel does not announce (accept_local), and rewrites an
+entry that differs. Every write renews the entry's lease (_ports): the router trusts an entry
+only until then, so when the keeper is not running (killed, crashed, never started, an older
+one that cannot write today's entries) the router hands those frames to the kernel within a
+lease, slower but never wrong.
+
+One keeper per host (an flock on LOCK_FILE); it lives in the host's network and mount
+namespaces whatever namespace it was started from, and it leaves when no router is left to keep.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ctypes
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ownership, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_pins import PIN_ROOT, pinned_files
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import libc
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump, iproute, link_to_dict
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns, list_netns, netns_inode
+
+# Every entry is confirmed each INTERVAL, several times within a lease (_ports.LEASE_SECONDS),
+# so a keeper that is busy for a moment never lets one run out.
+INTERVAL = 0.25
+# A keeper with nothing to keep leaves after this long (a router being replaced is not "none").
+IDLE_EXIT_SECONDS = 5.0
+# An entry whose port has not run the router for this long is removed (its lease ran out long ago).
+ORPHAN_SECONDS = 5.0
+STATE_DIR = '/run/xdpkit'
+LOCK_FILE = os.path.join(STATE_DIR, 'keeper.lock')
+PID_FILE = os.path.join(STATE_DIR, 'keeper.json')
+LOG_FILE = os.path.join(STATE_DIR, 'keeper.log')
+EX_TEMPFAIL = 75
+
+# rtnetlink multicast groups whose messages may change a port's entry: links (MAC, name,
+# deletion), IPv4 addresses (loose rp_filter on a port without one is strict), and IPv4
+# netconf (rp_filter; accept_local is not announced, so the INTERVAL re-read finds it).
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTNLGRP_IPV4_NETCONF = 24
+EVENT_GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | (1 << (RTNLGRP_IPV4_NETCONF - 1))
+NETLINK_ROUTE = 0
+CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+
+
+def keeper_version():
+    """What a running keeper must match to be today's: a digest of the code that decides."""
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], _ports):
+        loader = getattr(module, '__loader__', None)
+        try:
+            # Inside a module's AnsiballZ zip the source is there through the loader only.
+            digest.update(loader.get_data(module.__file__))
+        except (OSError, AttributeError):
+            digest.update(module.__name__.encode())
+    return digest.hexdigest()[:16]
+
+
+# -- what there is to keep ---------------------------------------------------------------------
+def routers():
+    """{maps_dir: {'tables': [port table paths], 'programs': {prog ids}}} of the program
+    instances xdp_program pinned (their xdpkit_meta) whose maps hold a port table."""
+    found = {}
+    for name in pinned_files(PIN_ROOT):
+        meta = _ownership.read_meta(os.path.join(PIN_ROOT, name))
+        if not meta:
+            continue
+        entry = found.get(meta['maps_dir'])
+        if entry is None:
+            tables = _ports.port_tables_in(meta['maps_dir'])
+            if not tables:
+                continue
+            entry = found[meta['maps_dir']] = {'tables': tables, 'programs': set()}
+        entry['programs'].add(meta['prog_id'])
+    return found
+
+
+def namespaces():
+    """The host namespace (None) and every named one, each once (a namespace mounted under two
+    names is followed under the first)."""
+    seen, names = set(), [None]
+    for name in sorted(list_netns()):
+        try:
+            inode = netns_inode(name)
+        except OSError:
+            continue
+        if inode not in seen:
+            seen.add(inode)
+            names.append(name)
+    return names
+
+
+def read_ports(namespace):
+    """{ifindex: (link dict, XDP prog id or None, has an IPv4 address)} of a namespace."""
+    ports = {}
+    with iproute(namespace) as ipr:
+        for msg in dump(ipr.get_links):
+            xdp = msg.get_attr('IFLA_XDP')
+            prog_id = None
+            if xdp is not None:
+                prog_id = xdp.get_attr('IFLA_XDP_DRV_PROG_ID') or xdp.get_attr('IFLA_XDP_SKB_PROG_ID') or \
+                    xdp.get_attr('IFLA_XDP_PROG_ID')
+            ports[msg['index']] = [link_to_dict(msg), prog_id, False]
+        for msg in dump(ipr.get_addr, family=socket.AF_INET):
+            if msg['index'] in ports:
+                ports[msg['index']][2] = True
+    return {ifindex: tuple(value) for ifindex, value in ports.items()}
+
+
+def describe_change(namespace, name, before, after):
+    where = 'the host namespace' if not namespace else "namespace '%s'" % namespace
+    if before is None:
+        return "port '%s' in %s: %s" % (name, where, ', '.join('%s %s' % (k, after[k]) for k in _ports.FACTS))
+    changes = ['%s %s -> %s' % (key, before[key], after[key]) for key in _ports.FACTS if before[key] != after[key]]
+    return "port '%s' in %s: %s" % (name, where, ', '.join(changes))
+
+
+# -- the keeper ---------------------------------------------------------------------------------
+class Keeper:
+    """One pass (`keep()`) brings every port table entry in line with the kernel and renews its
+    lease; `run()` makes passes on events and every interval until told to stop."""
+
+    def __init__(self, interval=INTERVAL, lease_seconds=_ports.LEASE_SECONDS, idle_exit=IDLE_EXIT_SECONDS,
+                 log=None):
+        self.interval = interval
+        self.lease_seconds = lease_seconds
+        self.idle_exit = idle_exit
+        self.log = log or (lambda text: None)
+        self.sockets = {}      # namespace -> netlink socket bound to EVENT_GROUPS
+        self.homes = {}        # (table, ifindex) -> the namespace the port was last found in
+        self.orphans = {}      # (table, ifindex) -> when its port was first found not running the router
+        self.kept = {'ports': 0, 'namespaces': 0, 'routers': 0}
+        self.stopping = False
+
+    def keep(self):
+        """One pass; returns how many ports it vouched for."""
+        found = routers()
+        views = {}
+
+        def view(namespace):
+            if namespace not in views:
+                try:
+                    views[namespace] = read_ports(namespace)
+                except Exception as exc:  # a namespace removed under us reads as empty
+                    self.log('reading namespace %s failed: %s' % (namespace, exc))
+                    views[namespace] = {}
+            return views[namespace]
+
+        kept, spaces = 0, set()
+        for maps_dir, router in sorted(found.items()):
+            for table in router['tables']:
+                for ifindex, entry in _ports.read_entries(table):
+                    home = self._home(table, ifindex, router['programs'], view)
+                    if home is None:
+                        self._orphan(table, ifindex, maps_dir)
+                        continue
+                    self.orphans.pop((table, ifindex), None)
+                    namespace, (link, _prog_id, ipv4_addressed) = home
+                    try:
+                        wanted = _ports.wanted_port(namespace, link, ipv4_addressed)
+                    except Exception as exc:  # renamed or removed between the dump and the read
+                        self.log('reading port %s: %s' % (link['name'], exc))
+                        continue
+                    if _ports.facts(entry) != wanted:
+                        self.log(describe_change(namespace, link['name'], _ports.facts(entry), wanted))
+                    wanted['vouched_until'] = _ports.lease_until(self.lease_seconds)
+                    try:
+                        _ports.write_port(table, ifindex, wanted)
+                    except Exception as exc:  # the table went with its last router
+                        self.log('writing port %s: %s' % (link['name'], exc))
+                        continue
+                    kept += 1
+                    spaces.add(namespace)
+        self.kept = {'ports': kept, 'namespaces': len(spaces), 'routers': len(found)}
+        self._follow(spaces)
+        return kept
+
+    def _orphan(self, table, ifindex, maps_dir):
+        """An entry whose port runs none of the router's programs: the port is gone, runs
+        another program, or is being attached right now (xdp_program writes the entry, attaches,
+        then records the program). Its lease is not renewed, so the router stops trusting it;
+        it is removed once it has stayed that way for ORPHAN_SECONDS."""
+        key = (table, ifindex)
+        first = self.orphans.setdefault(key, time.monotonic())
+        if time.monotonic() - first >= ORPHAN_SECONDS:
+            _ports.delete_port(table, ifindex)
+            self.orphans.pop(key, None)
+            self.homes.pop(key, None)
+            self.log('port %d of %s has not run the router for %.0f s (gone or replaced): entry removed' % (
+                ifindex, maps_dir, ORPHAN_SECONDS))
+
+    def _home(self, table, ifindex, programs, view):
+        """(namespace, port view) of the port `ifindex` of a table: where a link of that ifindex
+        runs one of the router's programs. The namespace it was found in before is asked first."""
+        candidates = namespaces()
+        last = self.homes.get((table, ifindex), False)
+        if last is not False and last in candidates:
+            candidates.remove(last)
+            candidates.insert(0, last)
+        for namespace in candidates:
+            port = view(namespace).get(ifindex)
+            if port and port[1] in programs:
+                self.homes[(table, ifindex)] = namespace
+                return namespace, port
+        return None
+
+    def _follow(self, spaces):
+        """Event sockets in exactly the namespaces that hold kept ports."""
+        for namespace in list(self.sockets):
+            if namespace not in spaces:
+                self.sockets.pop(namespace).close()
+        for namespace in spaces - set(self.sockets):
+            try:
+                with in_netns(namespace):
+                    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK |
+                                         socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+                sock.bind((0, EVENT_GROUPS))
+            except Exception as exc:
+                self.log('following namespace %s failed: %s' % (namespace, exc))
+                continue
+            self.sockets[namespace] = sock
+
+    def wait(self):
+        """Until an event in a followed namespace, or the interval is up."""
+        try:
+            ready, _, _ = select.select(list(self.sockets.values()), [], [], self.interval)
+        except InterruptedError:
+            return
+        for sock in ready:
+            try:
+                while sock.recv(65536):
+                    pass
+            except OSError:
+                pass
+        if ready:
+            # Changes come in bursts (a port re-created is several messages): take them together.
+            time.sleep(0.01)
+
+    def run(self, status=None):
+        idle_since = None
+        while not self.stopping:
+            kept = self.keep()
+            if status:
+                status(self.kept)
+            if kept or self.kept['routers']:
+                idle_since = None
+            elif self.idle_exit is not None:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= self.idle_exit:
+                    self.log('no router left to keep; leaving')
+                    break
+            self.wait()
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets = {}
+
+
+# -- one per host -------------------------------------------------------------------------------
+def running():
+    """The keeper this host runs ({'pid', 'version', 'started'}), or None."""
+    try:
+        with open(PID_FILE) as handle:
+            record = json.load(handle)
+        os.kill(record['pid'], 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        with open(LOCK_FILE) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return record
+    except OSError:
+        return None
+    # Nobody holds the lock: that pid is some other process now.
+    return None
+
+
+def _host_process():
+    """The nearest process, this one or an ancestor, whose network namespace is not a named one
+    (/run/netns): a module the netns connection runs inside a lab namespace (nsenter, and a
+    private mount namespace) was started from one in the host's namespaces."""
+    named = set()
+    for name in list_netns():
+        try:
+            named.add(netns_inode(name))
+        except OSError:
+            pass
+    pid = os.getpid()
+    while pid > 1:
+        try:
+            if os.stat('/proc/%d/ns/net' % pid).st_ino not in named:
+                return pid
+            with open('/proc/%d/status' % pid) as handle:
+                pid = int([line.split()[1] for line in handle if line.startswith('PPid:')][0])
+        except (OSError, IndexError, ValueError):
+            break
+    return os.getpid()
+
+
+def _host_namespace_fds():
+    """{'net': fd, 'mnt': fd} of _host_process()'s namespaces where they differ from this
+    process's, opened before the keeper is forked: the detached keeper's parent is gone, and
+    with it the way back up the process tree."""
+    pid = _host_process()
+    fds = {}
+    if pid == os.getpid():
+        return fds
+    for kind in ('net', 'mnt'):
+        if os.stat('/proc/%d/ns/%s' % (pid, kind)).st_ino != os.stat('/proc/self/ns/%s' % kind).st_ino:
+            fds[kind] = os.open('/proc/%d/ns/%s' % (pid, kind), os.O_RDONLY | os.O_CLOEXEC)
+    return fds
+
+
+def _enter(fds):
+    """The keeper follows every namespace from the host's, whichever namespace the module that
+    started it ran in (the netns connection runs modules inside a lab namespace)."""
+    for kind, flag in (('net', CLONE_NEWNET), ('mnt', CLONE_NEWNS)):
+        if kind in fds and libc().setns(fds[kind], flag) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, "entering the host's %s namespace: %s" % (kind, os.strerror(err)))
+
+
+def _write_record(record):
+    tmp = '%s.%d' % (PID_FILE, os.getpid())
+    with open(tmp, 'w') as handle:
+        json.dump(record, handle)
+    os.rename(tmp, PID_FILE)
+
+
+def serve(log=None, status=None, interval=INTERVAL, lease_seconds=_ports.LEASE_SECONDS, idle_exit=IDLE_EXIT_SECONDS):
+    """Be this host's keeper until SIGTERM / SIGINT, or until nothing is left to keep. Returns
+    the exit status: 0, or EX_TEMPFAIL when another keeper holds the lock."""
+    os.makedirs(STATE_DIR, exist_ok=True)
+    lock = open(LOCK_FILE, 'a')
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return EX_TEMPFAIL
+    keeper = Keeper(interval=interval, lease_seconds=lease_seconds, idle_exit=idle_exit, log=log)
+
+    def stop(_signum, _frame):
+        keeper.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    _write_record({'pid': os.getpid(), 'version': keeper_version(), 'started': time.time()})
+    if log:
+        log('keeping the port tables of every router on this host (version %s, lease %.1f s)' % (
+            keeper_version(), lease_seconds))
+    try:
+        keeper.run(status=status)
+    finally:
+        try:
+            with open(PID_FILE) as handle:
+                if json.load(handle).get('pid') == os.getpid():
+                    os.unlink(PID_FILE)
+        except (OSError, ValueError):
+            pass
+        lock.close()
+    return 0
+
+
+def spawn(log_file=LOG_FILE):
+    """Start a keeper in the background, detached from the caller (a module, whose output
+    Ansible reads until it is closed), in the host's namespaces. Returns its pid once its first
+    pass is done, or raises."""
+    os.makedirs(STATE_DIR, exist_ok=True)
+    host = _host_namespace_fds()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            _enter(host)
+            os.chdir('/')
+            null = os.open(os.devnull, os.O_RDWR)
+            out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.closerange(3, write_end)
+            os.closerange(write_end + 1, 65536)
+            sys.stdout = sys.stderr = os.fdopen(1, 'w', buffering=1)
+            ready = [write_end]
+
+            def started(_kept):
+                if ready:
+                    os.write(ready[0], b'%d\n' % os.getpid())
+                    os.close(ready.pop())
+
+            code = serve(log=_logger(sys.stdout), status=started)
+        except BaseException as exc:  # the background keeper's own end; its log says why
+            try:
+                sys.stderr.write('keeper: %s\n' % exc)
+                sys.stderr.flush()
+            except Exception:
+                pass
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    for fd in host.values():
+        os.close(fd)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as handle:
+        answer = handle.read().strip()
+    if answer.isdigit():
+        return int(answer)
+    current = running()
+    if current:
+        return current['pid']
+    raise OSError(errno.ESRCH, 'the keeper did not start; see %s' % log_file)
+
+
+def stop(timeout=5.0):
+    """Stop the running keeper by its pid (SIGTERM, then SIGKILL). True when one was running."""
+    current = running()
+    if not current:
+        return False
+    os.kill(current['pid'], signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running() is None:
+            return True
+        time.sleep(0.05)
+    os.kill(current['pid'], signal.SIGKILL)
+    return True
+
+
+def ensure():
+    """A keeper of today's version runs: None when one already did, else the new one's pid
+    (an older one is stopped first; the leases bridge the moment between)."""
+    current = running()
+    if current and current.get('version') == keeper_version():
+        return None
+    if current:
+        stop()
+    return spawn()
+
+
+def _logger(stream):
+    def log(text):
+        stream.write('%s keeper: %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S'), text))
+        stream.flush()
+    return log
+
+
+def main(argv=None):
+    """`python3 -m ...module_utils._keeper`: the keeper in the foreground (a service manager's way)."""
+    import argparse
+    parser = argparse.ArgumentParser(prog='xdpkit-keeper', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--interval', type=float, default=INTERVAL, help='seconds between full re-reads')
+    parser.add_argument('--lease', type=float, default=_ports.LEASE_SECONDS, help='seconds an entry is vouched for')
+    parser.add_argument('--stay', action='store_true', help='keep running when there is no router to keep')
+    args = parser.parse_args(argv)
+    code = serve(log=_logger(sys.stderr), interval=args.interval, lease_seconds=args.lease,
+                 idle_exit=None if args.stay else IDLE_EXIT_SECONDS)
+    if code == EX_TEMPFAIL:
+        sys.stderr.write('another keeper runs on this host (%s)\n' % LOCK_FILE)
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

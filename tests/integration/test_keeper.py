@@ -1,0 +1,292 @@
+"""The keeper keeps the router right after Ansible leaves: every port's entry follows the
+kernel's settings and MAC within a second, whatever changed them, in the host namespace and in
+named ones; and when the keeper is gone the router stops trusting what may be stale and hands
+frames to the kernel, which then does exactly what Linux does.
+
+    [NAMEg: g0] ==veth== [NAMEr: r0 | xdp_router | r1] ==veth== [NAMEs: s0]
+"""
+
+import os
+import signal
+import socket
+import struct
+import time
+
+import pytest
+from conftest import in_ns, run_module
+from packets import ETH_P_IP, ether, ipv4, udp
+
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_addresses, get_link, iproute
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl, write_sysctl
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
+    find_stats_map,
+    interface_program,
+    read_counters,
+)
+
+NUD_PERMANENT = 0x80
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+# SPOOFED claims to be from the sink's side: with rp_filter 1 its route back is not through r0.
+SENDER, SPOOFED, SINK = '10.71.1.2', '10.71.2.77', '10.71.2.2'
+
+
+def wait_for(what, condition, seconds):
+    """Seconds until condition() held; fails naming `what` when it did not within `seconds`."""
+    start = time.monotonic()
+    while True:
+        value = condition()
+        if value:
+            return time.monotonic() - start
+        if time.monotonic() - start > seconds:
+            raise AssertionError('%s: not within %.1f s' % (what, seconds))
+        time.sleep(0.02)
+
+
+def entry_of(maps_dir, namespace, port):
+    with iproute(namespace) as ipr:
+        ifindex = get_link(ipr, port)['ifindex']
+    return _ports.read_port(os.path.join(maps_dir, 'ports'), ifindex)
+
+
+def kernel_view(namespace, port):
+    """The entry the kernel's settings call for, read independently of the keeper's code path."""
+    with iproute(namespace) as ipr:
+        link = get_link(ipr, port)
+        addressed = any(a.version == 4 for a in get_addresses(ipr, link['ifindex']))
+    return _ports.wanted_port(namespace, link, addressed)
+
+
+def follows(maps_dir, namespace, port, what):
+    """The port's entry equals what the kernel says within a second of a change."""
+    def current():
+        entry = entry_of(maps_dir, namespace, port)
+        return entry is not None and _ports.facts(entry) == kernel_view(namespace, port) and \
+            entry['vouched_until'] > time.monotonic_ns()
+    return wait_for('the entry of %s follows %s' % (port, what), current, 1.0)
+
+
+@pytest.fixture
+def keeper_free():
+    """No keeper from an earlier test: this one starts its own through the module."""
+    _keeper.stop()
+    yield
+    # The keeper leaves by itself once the test's routers are gone; the cleanup waits for that.
+
+
+@pytest.fixture
+def routed(cleanup, keeper_free):
+    """G, R, S as in the module docstring; R forwards 10.71.1.0/24 <-> 10.71.2.0/24 with rp_filter 0,
+    the router on r0 and r1 (through the module: it starts the keeper)."""
+    names = cleanup
+    g, r, s = names('g'), names('r'), names('s')
+    for ns in (g, r, s):
+        create_netns(ns)
+    VethManager({'name': 'r0', 'namespace': r, 'addresses': ['10.71.1.1/24'], 'state': 'present',
+                 'peer': {'name': 'g0', 'namespace': g, 'addresses': [SENDER + '/24']}}).run()
+    VethManager({'name': 'r1', 'namespace': r, 'addresses': ['10.71.2.1/24'], 'state': 'present',
+                 'peer': {'name': 's0', 'namespace': s, 'addresses': [SINK + '/24']}}).run()
+    # Quiet ends: no IPv6 (router solicitations, MLD) and no forwarding, so the router's
+    # counters see the test's frames only.
+    for ns, end in ((g, 'g0'), (s, 's0')):
+        write_sysctl(ns, 'net.ipv4.conf.all.forwarding', '0')
+        write_sysctl(ns, 'net.ipv6.conf.%s.disable_ipv6' % end, '1')
+    for key in ('net.ipv4.conf.all.forwarding', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.r0.rp_filter',
+                'net.ipv4.conf.all.accept_local', 'net.ipv4.conf.r0.accept_local'):
+        write_sysctl(r, key, '1' if key.endswith('forwarding') else '0')
+    with iproute(s) as ipr:
+        sink_mac = get_link(ipr, 's0')['mac']
+    with iproute(g) as ipr:
+        gen_mac = get_link(ipr, 'g0')['mac']
+    with iproute(r) as ipr:
+        ipr.neigh('add', dst=SINK, lladdr=sink_mac, ifindex=get_link(ipr, 'r1')['ifindex'], state=NUD_PERMANENT)
+        ipr.neigh('add', dst=SENDER, lladdr=gen_mac, ifindex=get_link(ipr, 'r0')['ifindex'], state=NUD_PERMANENT)
+    names.maps_dir = '/sys/fs/bpf/xdpkit/%s-keep' % names.prefix
+    names.g, names.r, names.s, names.gen_mac = g, r, s, gen_mac
+    result = run_module('xdp_program', {'interfaces': ['r0', 'r1'], 'namespace': r, 'program': 'xdp_router',
+                                        'maps_dir': names.maps_dir,
+                                        'receivers': [{'interface': 's0', 'namespace': s}]})
+    assert result['changed'] and result['keeper']['started'], result
+    names.keeper_pid = result['keeper']['pid']
+    yield names
+    run_module('xdp_program', {'interfaces': ['r0', 'r1'], 'namespace': r, 'maps_dir': names.maps_dir,
+                               'state': 'absent', 'receivers': [{'interface': 's0', 'namespace': s}]})
+    wait_for('the keeper leaves once no router is left', lambda: _keeper.running() is None,
+             _keeper.IDLE_EXIT_SECONDS + 3)
+
+
+def current_keeper():
+    record = _keeper.running()
+    return {'pid': record['pid'], 'version': record['version']}
+
+
+def test_the_module_starts_one_keeper_and_a_rerun_keeps_it(routed):
+    current = _keeper.running()
+    assert current and current['pid'] == routed.keeper_pid and current['version'] == _keeper.keeper_version()
+    again = run_module('xdp_program', {'interfaces': ['r0', 'r1'], 'namespace': routed.r, 'program': 'xdp_router',
+                                       'maps_dir': routed.maps_dir,
+                                       'receivers': [{'interface': 's0', 'namespace': routed.s}]})
+    assert not again['changed'] and again['keeper'] == dict(current_keeper(), started=False), again
+    # The keeper lives in the host's namespaces (it follows all of them).
+    for kind in ('net', 'mnt'):
+        assert os.readlink('/proc/%d/ns/%s' % (routed.keeper_pid, kind)) == os.readlink('/proc/self/ns/' + kind)
+
+
+def test_drift_reaches_the_port_table_within_a_second_whatever_made_it(routed):
+    r, maps_dir = routed.r, routed.maps_dir
+    follows(maps_dir, r, 'r0', 'the attach')
+    took = {}
+    # sysctl -w on the port, then on conf/all (the kernel applies the larger).
+    in_ns(r, 'sysctl', '-qw', 'net.ipv4.conf.r0.rp_filter=1')
+    took['sysctl -w rp_filter'] = follows(maps_dir, r, 'r0', 'sysctl -w')
+    assert entry_of(maps_dir, r, 'r0')['rp_filter'] == 1
+    write_sysctl(r, 'net.ipv4.conf.all.rp_filter', '2')
+    took['/proc/sys all/rp_filter'] = follows(maps_dir, r, 'r0', 'a write under /proc/sys')
+    assert entry_of(maps_dir, r, 'r0')['rp_filter'] == 2
+    # accept_local is not announced over netlink: the keeper's re-read finds it.
+    write_sysctl(r, 'net.ipv4.conf.r0.accept_local', '1')
+    took['accept_local'] = follows(maps_dir, r, 'r0', 'accept_local')
+    assert entry_of(maps_dir, r, 'r0')['accept_local'] == 1
+    # A new MAC: frames to the old one are another host's now.
+    with iproute(r) as ipr:
+        ipr.link('set', index=get_link(ipr, 'r0')['ifindex'], address='02:71:00:00:00:01')
+    took['ip link set address'] = follows(maps_dir, r, 'r0', 'a new MAC')
+    assert entry_of(maps_dir, r, 'r0')['mac'] == '02:71:00:00:00:01'
+    # Loose mode on a port without IPv4 addresses is strict; an address back makes it loose again.
+    in_ns(r, 'ip', 'addr', 'flush', 'dev', 'r0')
+    took['addresses removed'] = follows(maps_dir, r, 'r0', 'the addresses flushed')
+    assert entry_of(maps_dir, r, 'r0')['rp_filter'] == 1
+    in_ns(r, 'ip', 'addr', 'add', '10.71.1.1/24', 'dev', 'r0')
+    took['address added'] = follows(maps_dir, r, 'r0', 'an address added')
+    assert entry_of(maps_dir, r, 'r0')['rp_filter'] == 2
+    # Renamed: the same port under another name, whose settings are read under that name.
+    with iproute(r) as ipr:
+        index = get_link(ipr, 'r0')['ifindex']
+        ipr.link('set', index=index, state='down')
+        ipr.link('set', index=index, ifname='r0x')
+        ipr.link('set', index=index, state='up')
+    write_sysctl(r, 'net.ipv4.conf.r0x.accept_local', '0')
+    took['renamed, then accept_local'] = follows(maps_dir, r, 'r0x', 'a rename')
+    assert entry_of(maps_dir, r, 'r0x')['accept_local'] == 0
+    # Deleted and re-created: the old port's entry goes (its ifindex may come back for another link).
+    with iproute(r) as ipr:
+        ipr.link('del', index=index)
+    VethManager({'name': 'r0', 'namespace': r, 'addresses': ['10.71.1.1/24'], 'state': 'present',
+                 'peer': {'name': 'g0', 'namespace': routed.g}}).run()
+    table = os.path.join(maps_dir, 'ports')
+
+    def not_vouched():
+        entry = _ports.read_port(table, index)
+        return entry is None or entry['vouched_until'] <= time.monotonic_ns()
+    # Its program went with it: nobody vouches for the old entry, which goes a few seconds later.
+    took['deleted and re-created'] = wait_for('the deleted port\'s entry is no longer vouched for', not_vouched,
+                                             _ports.LEASE_SECONDS + 1.0) - _ports.LEASE_SECONDS
+    wait_for('the deleted port\'s entry goes', lambda: _ports.read_port(table, index) is None,
+             _keeper.ORPHAN_SECONDS + 2)
+    print('keeper followed: ' + ', '.join('%s %.2f s' % kv for kv in took.items()))
+
+
+def test_drift_in_the_host_namespace_is_followed_too(cleanup, keeper_free):
+    names = cleanup
+    create_netns(names('p'))
+    host_port = names('h')
+    VethManager({'name': host_port, 'addresses': ['10.72.1.1/24'], 'state': 'present',
+                 'peer': {'name': 'p0', 'namespace': names('p'), 'addresses': ['10.72.1.2/24']}}).run()
+    maps_dir = '/sys/fs/bpf/xdpkit/%s-keep' % names.prefix
+    args = {'interface': host_port, 'program': 'xdp_router', 'maps_dir': maps_dir, 'netfilter': 'bypass'}
+    try:
+        assert run_module('xdp_program', args)['keeper']['started']
+        follows(maps_dir, None, host_port, 'the attach')
+        write_sysctl(None, 'net.ipv4.conf.%s.rp_filter' % host_port, '1')
+        took = follows(maps_dir, None, host_port, 'sysctl in the host namespace')
+        assert entry_of(maps_dir, None, host_port)['rp_filter'] == 1
+        print('host namespace: followed in %.2f s' % took)
+    finally:
+        run_module('xdp_program', dict(args, state='absent'))
+    wait_for('the keeper leaves once no router is left', lambda: _keeper.running() is None,
+             _keeper.IDLE_EXIT_SECONDS + 3)
+
+
+# -- the fail-safe ---------------------------------------------------------------------------
+class Wire:
+    def __init__(self, names):
+        self.names = names
+        with iproute(names.r) as ipr:
+            self.r0_mac = get_link(ipr, 'r0')['mac']
+        with in_netns(names.g):
+            self.tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            self.tx.bind(('g0', 0))
+        with in_netns(names.s):
+            self.rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            self.rx.bind(('s0', 0))
+        self.rx.settimeout(0.05)
+        self.stats = find_stats_map(interface_program(names.r, 'r0')['id'])
+
+    def counters(self):
+        counters = read_counters(self.stats)
+        return {action: counters[action]['packets'] for action in ('XDP_PASS', 'XDP_REDIRECT')}
+
+    def send(self, source, count=20):
+        """(frames that reached the sink, XDP_REDIRECT rise, XDP_PASS rise) for `count` frames."""
+        self.drain()
+        before = self.counters()
+        tag = struct.pack('!d', time.monotonic())
+        for index in range(count):
+            self.tx.send(ether(self.r0_mac, self.names.gen_mac, ETH_P_IP,
+                               ipv4(source, SINK, udp(4000, 5000, tag + struct.pack('!I', index)), ident=index)))
+        arrived, deadline = 0, time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            try:
+                data, address = self.rx.recvfrom(65535)
+            except socket.timeout:
+                continue
+            if address[2] != PACKET_OUTGOING and tag in data:
+                arrived += 1
+        after = self.counters()
+        return arrived, after['XDP_REDIRECT'] - before['XDP_REDIRECT'], after['XDP_PASS'] - before['XDP_PASS']
+
+    def drain(self):
+        try:
+            while True:
+                self.rx.recv(65535)
+        except socket.timeout:
+            pass
+
+    def close(self):
+        os.close(self.stats)
+        self.tx.close()
+        self.rx.close()
+
+
+def test_without_its_keeper_the_router_hands_frames_to_the_kernel_once_the_lease_ran_out(routed):
+    """SIGKILL the keeper, then harden rp_filter: the port entry still says rp_filter 0, but
+    once its lease ran out the router hands every frame to the kernel, which drops the spoofed
+    ones as Linux does. Restarted, the keeper corrects the entry and acceleration comes back."""
+    wire = Wire(routed)
+    try:
+        assert wire.send(SPOOFED) == (20, 20, 0), 'rp_filter 0: Linux forwards any source, and so does XDP'
+        assert wire.send(SENDER) == (20, 20, 0)
+
+        os.kill(routed.keeper_pid, signal.SIGKILL)
+        wait_for('the keeper is gone', lambda: _keeper.running() is None, 2)
+        killed = time.monotonic()
+        write_sysctl(routed.r, 'net.ipv4.conf.r0.rp_filter', '1')
+        assert read_sysctl(routed.r, 'net.ipv4.conf.r0.rp_filter') == '1'
+        stale = entry_of(routed.maps_dir, routed.r, 'r0')
+        assert stale['rp_filter'] == 0, 'nobody corrected the entry: it is stale now'
+        time.sleep(max(0.0, _ports.LEASE_SECONDS + 0.2 - (time.monotonic() - killed)))
+        assert entry_of(routed.maps_dir, routed.r, 'r0') == stale, 'still nobody keeps it'
+        assert wire.send(SPOOFED) == (0, 0, 20), 'the lease ran out: the kernel drops spoofed frames (rp_filter 1)'
+        assert wire.send(SENDER) == (20, 0, 20), 'and forwards the others itself'
+
+        pid = _keeper.ensure()
+        assert pid and _keeper.running()['pid'] == pid
+        follows(routed.maps_dir, routed.r, 'r0', 'the keeper back')
+        assert entry_of(routed.maps_dir, routed.r, 'r0')['rp_filter'] == 1
+        assert wire.send(SENDER) == (20, 20, 0), 'accelerated again'
+        assert wire.send(SPOOFED) == (0, 0, 20), 'and right: spoofed frames are the kernel\'s to drop'
+    finally:
+        wire.close()
