@@ -106,6 +106,25 @@ def read_port(path, ifindex):
     return decode(raw) if raw is not None else None
 
 
+def unpin_other_layout(path):
+    """A port table pinned by a release whose entries had another layout: unpin it, so that the
+    program loaded now gets a table of today's layout (programs still running on the old one
+    keep it until they are replaced, which the same run does for every port of the router).
+    True when one was unpinned."""
+    try:
+        fd = sysbpf.obj_get(path)
+    except OSError:
+        return False
+    try:
+        value_size = sysbpf.map_info(fd)['value_size']
+    finally:
+        os.close(fd)
+    if value_size == PORT_SIZE:
+        return False
+    os.unlink(path)
+    return True
+
+
 def read_entries(path):
     """[(ifindex, entry)] of a pinned table ([] when it is gone)."""
     try:

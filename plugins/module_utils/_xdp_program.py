@@ -272,6 +272,8 @@ class XdpProgramManager:
         try:
             for directory in (self.pin_dir, self.maps_dir):
                 os.makedirs(directory, exist_ok=True)
+            for path in port_tables:
+                _ports.unpin_other_layout(path)
             for name, size in _bpf_source.devmap_hash_declarations(text):
                 _bpf_pins.ensure_devmap_hash(os.path.join(self.maps_dir, name), size)
             loaded = load_xdp_program(text, self.pin_dir, self.maps_dir, define_flags, self.function,

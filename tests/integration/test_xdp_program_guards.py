@@ -417,3 +417,24 @@ def test_a_program_attached_between_the_check_and_the_change_is_never_overwritte
             ifindex = get_link(ipr, 'r0')['ifindex']
         for table in _ports.port_tables_in(names.maps_dir):
             assert _ports.read_port(table, ifindex) is None
+
+
+def test_a_port_table_of_an_earlier_layout_is_replaced_on_the_next_attach(router_ns):
+    """An upgrade: the port table pinned by a release whose entries were 8 bytes (no lease) is
+    unpinned, and the router loaded now gets a table of today's layout with its entry."""
+    names = router_ns
+    os.makedirs(names.maps_dir, exist_ok=True)
+    table = os.path.join(names.maps_dir, 'ports')
+    fd = sysbpf.map_create(1, 4, 8, 256, 'ports')  # BPF_MAP_TYPE_HASH, the old struct xdpkit_port
+    try:
+        sysbpf.obj_pin(fd, table)
+    finally:
+        os.close(fd)
+    result = run_module('xdp_program', router_args(names))
+    assert result['changed'] and not result.get('failed'), result
+    fd = sysbpf.obj_get(table)
+    try:
+        assert sysbpf.map_info(fd)['value_size'] == _ports.PORT_SIZE
+    finally:
+        os.close(fd)
+    assert port_entry(names)['vouched_until'] > 0
