@@ -732,8 +732,9 @@ def markdown(results):
                             ('first_attach', 'first attach (kernel path -> router)'),
                             ('detach', 'detach (router -> kernel path)')):
             point = ho[name]
+            per_change = '%.1f' % point['lost_per_change'] if point['changes'] else '-'
             lines.append('| %s | %d | %d | %d | %s |' % (label, point['changes'], point['sent'], point['lost'],
-                                                        '%.1f' % point['lost_per_change'] if point['changes'] else '-'))
+                                                        per_change))
     cp = results['control_plane']
     lines += ['', '## Control plane', '', 'bcc compile seconds: ' + ', '.join(
         '%s %.2f' % kv for kv in sorted(cp['compile_seconds'].items()))]

@@ -246,7 +246,7 @@ class Keeper:
     def wait(self):
         """Until an event in a followed namespace, or the interval is up."""
         try:
-            ready, _, _ = select.select(list(self.sockets.values()), [], [], self.interval)
+            ready = select.select(list(self.sockets.values()), [], [], self.interval)[0]
         except InterruptedError:
             return
         for sock in ready:
@@ -265,7 +265,8 @@ class Keeper:
             kept = self.keep()
             if status:
                 status(self.kept)
-            if kept or self.kept['routers']:
+            # Pins left of a router that is gone keep nobody here: only ports on a router do.
+            if kept:
                 idle_since = None
             elif self.idle_exit is not None:
                 idle_since = idle_since or time.monotonic()
@@ -475,7 +476,7 @@ def _logger(stream):
 def main(argv=None):
     """`python3 -m ...module_utils._keeper`: the keeper in the foreground (a service manager's way)."""
     import argparse
-    parser = argparse.ArgumentParser(prog='xdpkit-keeper', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='xdpkit-keeper', description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--interval', type=float, default=INTERVAL, help='seconds between full re-reads')
     parser.add_argument('--lease', type=float, default=_ports.LEASE_SECONDS, help='seconds an entry is vouched for')
     parser.add_argument('--stay', action='store_true', help='keep running when there is no router to keep')
@@ -488,4 +489,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    raise SystemExit(main())

@@ -77,7 +77,6 @@ def foreign_program_error(view, action):
             view['mode'], action, action))
 
 
-
 class XdpProgramManager:
     """Compile (only when needed), load, attach and pin one program on one interface."""
 
@@ -338,4 +337,3 @@ class XdpProgramManager:
         if after is not None:
             result.update(self._pins())
         return result
-

@@ -209,7 +209,6 @@ class XdpProgramSetManager:
                       compile_seconds=sum(r['compile_seconds'] for r in results), warnings=warnings)
         return result
 
-
     def _keeper(self, needed, warnings):
         """The keeper renews the port entries the router trusts: make sure one runs (keeper=start),
         or say that none does (keeper=external, a service manager's to run)."""

@@ -153,7 +153,7 @@ class KernelPath:
         self.tx.send(frame)
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:
-            readable, _, _ = select.select(list(self.rx.values()), [], [], 0.1)
+            readable = select.select(list(self.rx.values()), [], [], 0.1)[0]
             for sock in readable:
                 data, address = sock.recvfrom(65535)
                 if address[2] != PACKET_OUTGOING and tag in data:
@@ -172,7 +172,7 @@ def test_icmp_errors_go_to_the_kernel_which_hashes_the_header_they_quote(router,
     kernel itself says which types are errors: the same outer header quoting 16 different
     packets leaves by both paths for an error type and by one path otherwise. Every error type
     must go to the kernel, every other one to the next hop the kernel picks."""
-    prefix, _ = MULTIPATH[family]
+    prefix = MULTIPATH[family][0]
     ip(router, family, 'route', 'add', prefix, 'nexthop', 'via', {4: '10.2.0.2', 6: 'fd02::2'}[family], 'dev', 'b0',
        'nexthop', 'via', ALT_GATEWAY[family], 'dev', 'c0')
     write_sysctl(router.ns, 'net.ipv%d.fib_multipath_hash_policy' % family, '0')
@@ -183,7 +183,7 @@ def test_icmp_errors_go_to_the_kernel_which_hashes_the_header_they_quote(router,
             frames = [quoting_frame(router, family, icmp_type, variant) for variant in range(16)]
             kernel_ports = [kernel.port(tag, frame) for tag, frame in frames]
             assert None not in kernel_ports, 'the kernel forwarded every type %d message' % icmp_type
-            router_ports = [router_port(router, frame) for _, frame in frames]
+            router_ports = [router_port(router, frame) for _tag, frame in frames]
             if len(set(kernel_ports)) > 1:
                 errors.append(icmp_type)
                 assert router_ports == [None] * 16, 'type %d is an error to the kernel: hand it over' % icmp_type

@@ -10,6 +10,7 @@ import time
 import bpf_run
 from conftest import run_module, run_playbook
 
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
@@ -37,14 +38,17 @@ def files_under(root):
 
 
 def machine_state():
-    """Everything a run could leave behind, except lock files (check mode takes the locks too)."""
+    """Everything a run could leave behind, except lock files (check mode takes the locks too);
+    the keeper by its pid (its own record and log are its to change)."""
     with iproute() as ipr:
         links = sorted(msg.get_attr('IFLA_IFNAME') for msg in ipr.get_links())
     return {
         'namespaces': sorted(list_netns()),
         'links': links,
         'pins': files_under('/sys/fs/bpf'),
-        'xdpkit_state': [f for f in files_under('/run/xdpkit') if not os.path.basename(f).startswith('lock')],
+        'xdpkit_state': [f for f in files_under('/run/xdpkit')
+                         if not os.path.basename(f).startswith(('lock', 'keeper.'))],
+        'keeper': (_keeper.running() or {}).get('pid'),
         'sysctls': [read_sysctl(None, key) for key in FORWARDING],
     }
 
@@ -60,6 +64,9 @@ def new_programs(before):
 
 
 def assert_check_changes_nothing(playbook, extra_vars, inventory=None, expect_changes=True):
+    if expect_changes:
+        # A fresh host: no keeper either (an earlier test's may still be on its way out).
+        _keeper.stop()
     before, programs = machine_state(), set(bpf_run.prog_ids())
     for args in ((), ('--diff',)):
         rc, out, err = run_playbook(playbook, extra_vars, check=True, inventory=inventory, args=args)

@@ -13,7 +13,7 @@ import pytest
 from bpf_run import pinned_map_id, program_map_ids
 from conftest import ROOT, VENV_BIN, ansible_env, run_playbook
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _keeper
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns, remove_netns
@@ -24,6 +24,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import
 def prog_id_on(interface):
     with iproute() as ipr:
         return attached_program(ipr, get_link(ipr, interface)['ifindex'])['prog_id']
+
 
 FORWARDING = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding')
 
@@ -40,7 +41,10 @@ def converge(prefix, **extra):
 
 def converge_without_bpffs(prefix):
     """The converge in a private mount namespace whose /sys/fs/bpf is unmounted: the run finds
-    no bpffs and no pins, as on a host that lost them. The machine's own bpffs stays."""
+    no bpffs and no pins, as on a host that lost them. The machine's own bpffs stays. The keeper
+    must be one that sees that bpffs, as on such a host: the one running is stopped, and the run
+    starts its own in the private namespace (the test stops it after, by pid)."""
+    _keeper.stop()
     script = 'umount /sys/fs/bpf && ! mountpoint -q /sys/fs/bpf && exec "$@"'
     cmd = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh',
            os.path.join(VENV_BIN, 'ansible-playbook'), 'site.yml', '-e', json.dumps(scenario(prefix))]
@@ -142,9 +146,12 @@ def _delete_link(name):
 
 @pytest.fixture
 def torn_down(cleanup):
-    """The scenario's teardown runs even when the test fails, so host sysctls come back."""
+    """The scenario's teardown runs even when the test fails, so host sysctls come back; the
+    keeper the scenario started goes too (by pid: the bpffs_unmounted one lives in a mount
+    namespace the next test cannot see into)."""
     yield cleanup.prefix
     run_playbook('site.yml', scenario(cleanup.prefix, state='absent'))
+    _keeper.stop()
 
 
 @pytest.mark.parametrize('fault', sorted(FAULTS) + ['killed_mid_converge'])
