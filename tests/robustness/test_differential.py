@@ -16,16 +16,18 @@ belongs to the frame. The test process stays on one CPU so that frames cannot ov
 
 import ipaddress
 import os
+import random
+import signal
 import socket
 import struct
 import time
 
 import pytest
 from conftest import report
-from corpus import GEN4, GEN6, ROUTER_OWN4, corpus
+from corpus import CLASSES, GEN4, GEN6, ROUTER_OWN4, corpus
 from packets import ETH_P_IP, ETH_P_IPV6, icmp_echo_request, ipv4, mac_bytes, udp
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _keeper
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _keeper, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
@@ -43,6 +45,17 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_map import 
 
 SEED = 20261125
 FRAMES = 3200
+# The drift and keeper-down phases: a smaller sample each, every class in it.
+PHASE_FRAMES = 800
+PHASE_LEAST = 20
+DRIFT_SEED = SEED + 1
+KEEPER_DOWN_SEED = SEED + 2
+# Frames still sent to r0's MAC from before the drift (another host's now), and r0's new MAC.
+OLD_MAC_FRAMES = 100
+OLD_MAC_CLASS = 'l2 old router mac'
+NEW_R0_MAC = '02:00:00:00:0d:01'
+MARKERS_ACCELERATED = ('XDP_REDIRECT', 'XDP_PASS')
+MARKERS_TO_THE_KERNEL = ('XDP_PASS', 'XDP_PASS')
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 NUD_PERMANENT = 0x80
@@ -106,14 +119,8 @@ class Bed:
             self.gen_mac = get_link(ipr, 'g0')['mac']
         with iproute(self.r) as ipr:
             self.r0_mac = get_link(ipr, 'r0')['mac']
-            r0, r1 = get_link(ipr, 'r0')['ifindex'], get_link(ipr, 'r1')['ifindex']
-            # Permanent: resolution must not differ between the two passes (and G and S
-            # answer no ARP or ND).
-            # fe80::1 is a corpus destination: an unresolved one would answer on a timer.
-            for dst, mac, port in (('10.230.2.2', self.sink_mac, r1), ('fd30:2::2', self.sink_mac, r1),
-                                   (GEN4, self.gen_mac, r0), (GEN6, self.gen_mac, r0),
-                                   ('fe80::1', self.gen_mac, r0)):
-                ipr.neigh('add', dst=dst, lladdr=mac, ifindex=port, state=NUD_PERMANENT)
+            self.r0_index, self.r1_index = get_link(ipr, 'r0')['ifindex'], get_link(ipr, 'r1')['ifindex']
+        self.neighbours('r0', 'r1')
         # s0 receives redirected frames in the XDP pass; keep it identical in both passes.
         attach('s0', self.s, 'xdp_pass')
         with in_netns(self.g):
@@ -125,21 +132,71 @@ class Bed:
             self.rx_s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
             self.rx_s.bind(('s0', 0))
         self.stats_fd = None
+        self.attached = self.keeper = False
+        # What XDP does with the two markers: the one to the sink forwarded, the one for R
+        # handed to the kernel (all of both while the router vouches for nothing).
+        self.marker_actions = MARKERS_ACCELERATED
+
+    def neighbours(self, *ports):
+        """Permanent neighbours on these ports: resolution must not differ between the two
+        passes (and G and S answer no ARP or ND). fe80::1 is a corpus destination: an unresolved
+        one would answer on a timer."""
+        with iproute(self.r) as ipr:
+            for dst, mac, port in (('10.230.2.2', self.sink_mac, 'r1'), ('fd30:2::2', self.sink_mac, 'r1'),
+                                   (GEN4, self.gen_mac, 'r0'), (GEN6, self.gen_mac, 'r0'),
+                                   ('fe80::1', self.gen_mac, 'r0')):
+                if port in ports:
+                    ipr.neigh('add', dst=dst, lladdr=mac, state=NUD_PERMANENT,
+                              ifindex=self.r0_index if port == 'r0' else self.r1_index)
 
     def router(self, state):
         if state == 'present':
             attach('r0', self.r, 'xdp_router', maps_dir=self.maps_dir)
+            self.attached = True
             # The module starts the keeper; a manager called directly leaves that to its caller.
             _keeper.ensure()
+            self.keeper = True
             XdpMapManager({'path': self.maps_dir + '/tx_ports', 'namespace': self.r, 'state': 'present',
                            'entries': [{'key': 'r1', 'value': 'r1'}, {'key': 'r0', 'value': 'r0'}]}).run()
             self.stats_fd = find_stats_map(interface_program(self.r, 'r0')['id'])
         else:
             os.close(self.stats_fd)
             self.stats_fd = None
-            XdpProgramManager({'interface': 'r0', 'namespace': self.r, 'maps_dir': self.maps_dir,
-                               'state': 'absent'}).run()
-            _keeper.stop()
+            self.detach()
+
+    def detach(self):
+        try:
+            if self.attached:
+                XdpProgramManager({'interface': 'r0', 'namespace': self.r, 'maps_dir': self.maps_dir,
+                                   'state': 'absent'}).run()
+                self.attached = False
+        finally:
+            if self.keeper:
+                _keeper.stop()
+                self.keeper = False
+
+    # -- changes made by hand, outside Ansible ---------------------------------------------
+    def user_sysctl(self, key, value):
+        """What `ip netns exec R sysctl -w KEY=VALUE` does: a write under /proc/sys."""
+        with in_netns(self.r):
+            with open('/proc/sys/' + key.replace('.', '/'), 'w') as handle:
+                handle.write(value + '\n')
+
+    def set_r0_mac(self, mac):
+        """What `ip -n R link set r0 address MAC` does (r0 stays up). The kernel flushes a port's
+        neighbours when its address changes, permanent ones too (neigh_changeaddr()): the bed
+        puts r0's back, as whoever made them permanent would."""
+        with iproute(self.r) as ipr:
+            ipr.link('set', index=self.r0_index, address=mac)
+            assert get_link(ipr, 'r0')['mac'] == mac
+        self.r0_mac = mac
+        self.neighbours('r0')
+
+    def port_entry(self):
+        """r0's entry in the router's port table, lease included."""
+        tables = _ports.port_tables_in(self.maps_dir)
+        assert len(tables) == 1, tables
+        return _ports.read_port(tables[0], self.r0_index)
 
     def counters(self):
         if self.stats_fd is None:
@@ -171,9 +228,8 @@ class Bed:
         if before is not None:
             after = self.counters()
             delta = {a: after[a] - before[a] for a in ACTIONS}
-            # The markers: one forwarded by XDP, one handed to the kernel (it is for R).
-            delta['XDP_REDIRECT'] -= 1
-            delta['XDP_PASS'] -= 1
+            for marker_action in self.marker_actions:
+                delta[marker_action] -= 1
             taken = [a for a in ACTIONS if delta[a] == 1]
             assert sum(delta.values()) == 1 and len(taken) == 1, 'frame %d: counters moved by %s' % (index, delta)
             action = taken[0]
@@ -210,10 +266,14 @@ class Bed:
             sock.settimeout(0.5)
 
     def close(self):
+        """Sockets closed, the router detached and the keeper stopped (by its pid), whatever
+        the test did last."""
         if self.stats_fd is not None:
             os.close(self.stats_fd)
+            self.stats_fd = None
         for sock in (self.tx, self.rx_g, self.rx_s):
             sock.close()
+        self.detach()
 
 
 @pytest.fixture
@@ -225,8 +285,10 @@ def bed(cleanup):
         yield testbed
     finally:
         os.sched_setaffinity(0, cpus)
-        testbed.close()
-        _bpf_pins.remove_pins(testbed.maps_dir)
+        try:
+            testbed.close()
+        finally:
+            _bpf_pins.remove_pins(testbed.maps_dir)
 
 
 ROUTER_OWN4_PACKED = {ipaddress.ip_address(a).packed for a in ROUTER_OWN4}
@@ -283,6 +345,49 @@ def class_table(frames, kernel, xdp):
     return rows, '\n'.join(lines)
 
 
+# What Linux refuses or answers itself: XDP never forwards any of it.
+REFUSED_CLASSES = ('l2 other host', 'l2 broadcast', 'l2 multicast', 'own source4', 'broadcast source4',
+                   'martian source', 'rp filter spoofed', 'unreachable route', 'hairpin', 'router destination',
+                   'special destination4', 'special destination6')
+
+
+def timed_pass(bed, frames):
+    start = time.monotonic()
+    outcome = run_pass(bed, frames)
+    return outcome, time.monotonic() - start
+
+
+def compare(title, seed, frames, kernel, xdp):
+    """Report the per-class table; assert that both wires showed the same bytes for every frame."""
+    rows, table = class_table(frames, kernel, xdp)
+    report('%s, seed %d: per class, what Linux and the XDP router did\n%s' % (title, seed, table))
+    differences = [(i, frames[i][0], frames[i][1].hex(), kernel[i][:2], xdp[i][:2])
+                   for i in range(len(frames)) if kernel[i][:2] != xdp[i][:2]]
+    detail = '\n\n'.join('frame %d (%s) in: %s\n  linux: %s\n  xdp:   %s' % d for d in differences[:5])
+    assert not differences, '%s: %d of %d frames differ (seed %d)\n%s\nfirst ones:\n%s' % (
+        title, len(differences), len(frames), seed, table, detail)
+    return rows, table
+
+
+def assert_accelerated(frames, kernel, xdp, table, least, leaving_out=()):
+    """XDP did the work: nearly every frame Linux forwards unchanged was redirected by XDP, not
+    handed to the kernel; were the router passing everything, this would be 0%. The phases'
+    samples hold many more frames of the small classes than the corpus does, the ones XDP leaves
+    to the kernel by design (REFUSED_CLASSES, asserted apart); they leave those out."""
+    unchanged = [i for i, (cls, frame) in enumerate(frames)
+                 if cls not in leaving_out and forwarded_unchanged(frame, *kernel[i][:2])]
+    redirected = [i for i in unchanged if xdp[i][2] == 'XDP_REDIRECT']
+    assert len(unchanged) >= least, table
+    assert len(redirected) >= 0.95 * len(unchanged), '%d of %d frames Linux forwarded unchanged were redirected ' \
+        'by XDP\n%s' % (len(redirected), len(unchanged), table)
+    return len(unchanged), len(redirected)
+
+
+def assert_never_redirected(rows, table, classes, least):
+    for cls in classes:
+        assert rows[cls]['frames'] >= least and rows[cls]['redirected'] == 0, (cls, rows[cls], table)
+
+
 def test_xdp_router_forwards_exactly_what_linux_forwards_on_a_real_router(bed):
     frames = corpus(SEED, FRAMES, bed.r0_mac, bed.gen_mac)
     assert len(frames) >= 3000
@@ -291,23 +396,120 @@ def test_xdp_router_forwards_exactly_what_linux_forwards_on_a_real_router(bed):
     xdp = run_pass(bed, frames)
     bed.router('absent')
 
-    rows, table = class_table(frames, kernel, xdp)
-    report('differential test, seed %d: per class, what Linux and the XDP router did\n%s' % (SEED, table))
-    differences = [(i, frames[i][0], frames[i][1].hex(), kernel[i][:2], xdp[i][:2])
-                   for i in range(len(frames)) if kernel[i][:2] != xdp[i][:2]]
-    detail = '\n\n'.join('frame %d (%s) in: %s\n  linux: %s\n  xdp:   %s' % d for d in differences[:5])
-    assert not differences, '%d of %d frames differ (seed %d)\n%s\nfirst ones:\n%s' % (
-        len(differences), len(frames), SEED, table, detail)
+    rows, table = compare('differential test', SEED, frames, kernel, xdp)
+    assert_accelerated(frames, kernel, xdp, table, least=1000)
+    assert_never_redirected(rows, table, REFUSED_CLASSES, least=20)
 
-    # XDP did the work: nearly every frame Linux forwards unchanged was redirected by XDP,
-    # not handed to the kernel; were the router passing everything, this would be 0%.
-    unchanged = [i for i, (_cls, frame) in enumerate(frames) if forwarded_unchanged(frame, *kernel[i][:2])]
-    redirected = [i for i in unchanged if xdp[i][2] == 'XDP_REDIRECT']
-    assert len(unchanged) >= 1000, table
-    assert len(redirected) >= 0.95 * len(unchanged), '%d of %d frames Linux forwarded unchanged were redirected ' \
-        'by XDP\n%s' % (len(redirected), len(unchanged), table)
-    # What Linux refuses or answers itself, XDP never forwarded.
-    for cls in ('l2 other host', 'l2 broadcast', 'l2 multicast', 'own source4', 'broadcast source4',
-                'martian source', 'rp filter spoofed', 'unreachable route', 'hairpin', 'router destination',
-                'special destination4', 'special destination6'):
-        assert rows[cls]['frames'] >= 20 and rows[cls]['redirected'] == 0, (cls, rows[cls], table)
+
+def phase_corpus(seed, count, router_mac, gen_mac, least=PHASE_LEAST):
+    """About `count` frames of the corpus of `seed`: each class in its share, and at least `least`
+    frames of every class, in the corpus' order."""
+    pool = corpus(seed, count * 4, router_mac, gen_mac)
+    by_class = {}
+    for index, (cls, _data) in enumerate(pool):
+        by_class.setdefault(cls, []).append(index)
+    chosen = []
+    for indexes in by_class.values():
+        chosen += indexes[:max(least, round(count * len(indexes) / len(pool)))]
+    frames = [pool[i] for i in sorted(chosen)]
+    held = {cls: sum(1 for c, _f in frames if c == cls) for cls, _weight in CLASSES}
+    assert min(held.values()) >= least, held
+    return frames
+
+
+def configure_r0(bed, rp_filter, accept_local):
+    """The configuration the router is attached under, set as the lab roles set it: r0's own
+    value is the effective one (conf/all is 0 for both)."""
+    for key, value in (('all.rp_filter', '0'), ('r0.rp_filter', rp_filter), ('all.accept_local', '0'),
+                       ('r0.accept_local', accept_local)):
+        write_sysctl(bed.r, 'net.ipv4.conf.' + key, value)
+
+
+def test_drift_made_by_hand_reaches_the_router_and_the_wires_stay_the_same(bed):
+    """Attached under rp_filter 0 and accept_local 1 on r0, the router's port is then changed by
+    hand, as a user hardens a router: rp_filter 1 and accept_local 0 written under /proc/sys, and a
+    new MAC for r0 through netlink. 2 s later the corpus (frames to r0's new MAC and, interleaved,
+    frames still sent to its old one, another host's now) crosses the router; then Linux alone,
+    with the same settings: the same bytes on both wires, and XDP still does the work."""
+    configure_r0(bed, '0', '1')
+    old_mac = bed.r0_mac
+    bed.router('present')
+    assert _ports.facts(bed.port_entry()) == {'mac': old_mac, 'rp_filter': 0, 'accept_local': 1}
+
+    bed.user_sysctl('net.ipv4.conf.r0.rp_filter', '1')
+    bed.user_sysctl('net.ipv4.conf.r0.accept_local', '0')
+    bed.set_r0_mac(NEW_R0_MAC)
+    changed = time.monotonic()
+    frames = phase_corpus(DRIFT_SEED, PHASE_FRAMES, NEW_R0_MAC, bed.gen_mac)
+    to_old_mac = [(OLD_MAC_CLASS, data) for _cls, data in corpus(DRIFT_SEED, 2 * OLD_MAC_FRAMES, old_mac, bed.gen_mac)
+                  if data[:6] == mac_bytes(old_mac)][:OLD_MAC_FRAMES]
+    assert len(to_old_mac) == OLD_MAC_FRAMES
+    frames += to_old_mac
+    random.Random(DRIFT_SEED).shuffle(frames)
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - changed)))
+
+    xdp, xdp_seconds = timed_pass(bed, frames)
+    bed.router('absent')
+    kernel, kernel_seconds = timed_pass(bed, frames)
+
+    rows, table = compare('drift phase (rp_filter 0 -> 1, accept_local 1 -> 0, r0 %s -> %s by hand; %d frames, '
+                          'router pass %.1f s, Linux pass %.1f s)' % (old_mac, NEW_R0_MAC, len(frames), xdp_seconds,
+                                                                      kernel_seconds), DRIFT_SEED, frames, kernel, xdp)
+    unchanged, redirected = assert_accelerated(frames, kernel, xdp, table, least=len(frames) // 4,
+                                              leaving_out=REFUSED_CLASSES)
+    report('drift phase: %d of %d frames Linux forwarded unchanged were redirected by XDP' % (redirected, unchanged))
+    assert_never_redirected(rows, table, REFUSED_CLASSES + (OLD_MAC_CLASS,), least=PHASE_LEAST)
+    # The drift is one Linux acts on: rp_filter 1 drops the spoofed sources it forwarded before.
+    assert rows['rp filter spoofed']['linux forwarded'] == 0, table
+    assert rows[OLD_MAC_CLASS]['linux forwarded'] == 0, table
+
+
+def test_without_its_keeper_the_router_vouches_for_nothing_and_linux_decides(bed):
+    """The keeper killed (SIGKILL) and rp_filter hardened behind its back: once the lease ran out
+    every frame goes to the kernel (XDP_PASS), and the wires are the same as with Linux alone,
+    spoofed frames dropped as Linux drops them. The keeper restarted, XDP does the work again."""
+    configure_r0(bed, '0', '1')
+    bed.router('present')
+    frames = phase_corpus(KEEPER_DOWN_SEED, PHASE_FRAMES, bed.r0_mac, bed.gen_mac)
+    keeper = _keeper.running()
+    assert keeper, 'the bed started a keeper'
+    os.kill(keeper['pid'], signal.SIGKILL)
+    killed = time.monotonic()
+    while _keeper.running() is not None:
+        assert time.monotonic() - killed < 2, 'the keeper %d outlived SIGKILL' % keeper['pid']
+        time.sleep(0.02)
+    bed.user_sysctl('net.ipv4.conf.r0.rp_filter', '1')
+    time.sleep(max(0.0, _ports.LEASE_SECONDS + 0.3 - (time.monotonic() - killed)))
+    stale = bed.port_entry()
+    assert stale['rp_filter'] == 0 and stale['vouched_until'] < time.monotonic_ns(), \
+        'the entry is stale and its lease ran out: %s' % stale
+
+    bed.marker_actions = MARKERS_TO_THE_KERNEL
+    down, down_seconds = timed_pass(bed, frames)
+    assert _keeper.running() is None, 'nothing restarted the keeper behind the test'
+    _keeper.ensure()
+    time.sleep(1)
+    bed.marker_actions = MARKERS_ACCELERATED
+    back, back_seconds = timed_pass(bed, frames)
+    bed.router('absent')
+    kernel, kernel_seconds = timed_pass(bed, frames)
+
+    rows, table = compare('keeper-down phase (SIGKILL, then rp_filter 0 -> 1, lease %.1f s run out; %d frames, '
+                          'router pass %.1f s, Linux pass %.1f s)' % (_ports.LEASE_SECONDS, len(frames), down_seconds,
+                                                                      kernel_seconds),
+                          KEEPER_DOWN_SEED, frames, kernel, down)
+    taken = {}
+    for at_sink, _back, action in down:
+        if not (at_sink and at_sink[0].startswith('send failed')):
+            taken[action] = taken.get(action, 0) + 1
+    sent = sum(taken.values())
+    assert taken == {'XDP_PASS': sent}, 'the router vouches for nothing: every frame to the kernel, ' \
+        'not %s\n%s' % (taken, table)
+    assert rows['rp filter spoofed']['linux forwarded'] == 0, table
+
+    rows, table = compare('keeper back (ensure(), 1 s later; the same %d frames, %.1f s)' % (len(frames), back_seconds),
+                          KEEPER_DOWN_SEED, frames, kernel, back)
+    unchanged, redirected = assert_accelerated(frames, kernel, back, table, least=len(frames) // 4,
+                                              leaving_out=REFUSED_CLASSES)
+    report('keeper back: %d of %d frames Linux forwarded unchanged were redirected by XDP' % (redirected, unchanged))
+    assert_never_redirected(rows, table, REFUSED_CLASSES, least=PHASE_LEAST)
