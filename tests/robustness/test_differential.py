@@ -12,6 +12,15 @@ rate limits off (per-namespace sysctls). G and S have no addresses and no IPv6, 
 stacks say nothing. After each frame two markers follow: a UDP frame that R forwards to S, and
 an echo request to R whose reply comes back to G; what each side captured before its marker
 belongs to the frame. The test process stays on one CPU so that frames cannot overtake.
+
+Two more phases, each on a bed of its own and a sample of the corpus with every class in it,
+check the router over time rather than at attach time (issue 23): the drift phase attaches it
+under rp_filter 0 and accept_local 1 on r0 and then changes both, and r0's MAC, by hand (as
+`sysctl -w` and `ip link set` do); 2 s later the wires must be the same and XDP must still do the
+work. The keeper-down phase kills the keeper (SIGKILL) and changes rp_filter behind its back:
+once the lease ran out the router vouches for nothing (every frame XDP_PASS, the same wires),
+and the keeper restarted, XDP does the work again. In both the router pass comes first, then the
+router is detached and Linux alone sees the same frames with the same settings.
 """
 
 import ipaddress
