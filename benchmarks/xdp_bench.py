@@ -733,8 +733,8 @@ def markdown(results):
                             ('detach', 'detach (router -> kernel path)')):
             point = ho[name]
             per_change = '%.1f' % point['lost_per_change'] if point['changes'] else '-'
-            lines.append('| %s | %d | %d | %d | %s |' % (label, point['changes'], point['sent'], point['lost'],
-                                                        per_change))
+            cells = (label, point['changes'], point['sent'], point['lost'], per_change)
+            lines.append('| %s | %d | %d | %d | %s |' % cells)
     cp = results['control_plane']
     lines += ['', '## Control plane', '', 'bcc compile seconds: ' + ', '.join(
         '%s %.2f' % kv for kv in sorted(cp['compile_seconds'].items()))]

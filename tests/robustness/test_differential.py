@@ -469,8 +469,8 @@ def test_drift_made_by_hand_reaches_the_router_and_the_wires_stay_the_same(bed):
     rows, table = compare('drift phase (rp_filter 0 -> 1, accept_local 1 -> 0, r0 %s -> %s by hand; %d frames, '
                           'router pass %.1f s, Linux pass %.1f s)' % (old_mac, NEW_R0_MAC, len(frames), xdp_seconds,
                                                                       kernel_seconds), DRIFT_SEED, frames, kernel, xdp)
-    unchanged, redirected = assert_accelerated(frames, kernel, xdp, table, least=len(frames) // 4,
-                                              leaving_out=REFUSED_CLASSES)
+    unchanged, redirected = assert_accelerated(
+        frames, kernel, xdp, table, least=len(frames) // 4, leaving_out=REFUSED_CLASSES)
     report('drift phase: %d of %d frames Linux forwarded unchanged were redirected by XDP' % (redirected, unchanged))
     assert_never_redirected(rows, table, REFUSED_CLASSES + (OLD_MAC_CLASS,), least=PHASE_LEAST)
     # The drift is one Linux acts on: rp_filter 1 drops the spoofed sources it forwarded before.
@@ -523,7 +523,7 @@ def test_without_its_keeper_the_router_vouches_for_nothing_and_linux_decides(bed
 
     rows, table = compare('keeper back (ensure(), 1 s later; the same %d frames, %.1f s)' % (len(frames), back_seconds),
                           KEEPER_DOWN_SEED, frames, kernel, back)
-    unchanged, redirected = assert_accelerated(frames, kernel, back, table, least=len(frames) // 4,
-                                              leaving_out=REFUSED_CLASSES)
+    unchanged, redirected = assert_accelerated(
+        frames, kernel, back, table, least=len(frames) // 4, leaving_out=REFUSED_CLASSES)
     report('keeper back: %d of %d frames Linux forwarded unchanged were redirected by XDP' % (redirected, unchanged))
     assert_never_redirected(rows, table, REFUSED_CLASSES, least=PHASE_LEAST)
