@@ -7,7 +7,9 @@
     tools/xdp_stats --textfile /var/lib/node_exporter/xdpkit.prom   # rewritten every interval
 
 The same numbers as the xdpkit.forwarding.xdp_stats module, read the same way (the
-program's per-CPU xdp_stats_map, found through the attached program). Run as root with
+program's per-CPU xdp_stats_map, found through the attached program). For the router (a
+program with a port table) a line says whether the keeper vouches for the port's cached
+settings, or that every frame goes to the kernel because nobody does. Run as root with
 /usr/bin/python3 (Debian's pyroute2).
 """
 
@@ -23,6 +25,7 @@ for candidate in (os.path.join(HERE, '.collections'), os.path.abspath(os.path.jo
         sys.path.insert(0, candidate)
         break
 
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._metrics import (  # noqa: E402
     collect,
@@ -31,18 +34,20 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._metrics import 
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
     ACTIONS,
+    attached_on,
     find_stats_map,
-    interface_program,
     possible_cpus,
     rates,
     read_counters,
 )
 
 
-def render(interface, namespace, program, counters, rate, period):
+def render(interface, namespace, program, counters, rate, period, port=None, keeper=None):
     where = '%s in namespace %s' % (interface, namespace) if namespace else interface
     lines = ['%s: XDP program %s (id %d, tag %s, %s mode), period %.3fs' % (
         where, program['name'], program['id'], program['tag'], program['mode'], period)]
+    if port is not None:
+        lines.append('port: %s' % _lease.describe_port(port, keeper))
     lines.append('%-13s %14s %12s %16s %12s' % ('XDP action', 'packets', 'pps', 'bytes', 'Mbit/s'))
     for action in ACTIONS:
         r = rate[action] if rate else {'pps': 0.0, 'bps': 0.0}
@@ -57,7 +62,7 @@ def export(args):
     shown = 0
     try:
         while True:
-            text = exposition(collect())
+            text = exposition(collect(), _lease.keeper_state())
             if args.textfile:
                 write_textfile(args.textfile, text)
                 if not sys.stdout.isatty():
@@ -90,7 +95,7 @@ def main(argv=None):
     if not args.dev:
         parser.error('give -d INTERFACE, or --prometheus / --textfile for every program')
     try:
-        program = interface_program(args.netns, args.dev)
+        ifindex, program = attached_on(args.netns, args.dev)
         if program is None:
             print('%s: no XDP program attached' % args.dev, file=sys.stderr)
             return 1
@@ -110,7 +115,8 @@ def main(argv=None):
             time.sleep(args.interval)
             now, now_time = read_counters(fd, ncpus), time.monotonic()
             period = now_time - previous_time
-            text = render(args.dev, args.netns, program, now, rates(previous, now, period), period)
+            text = render(args.dev, args.netns, program, now, rates(previous, now, period), period,
+                          _lease.port_state(program['id'], ifindex), _lease.keeper_state())
             print(('\033[H\033[J' if interactive else '') + text + ('' if interactive else '\n'), flush=True)
             previous, previous_time = now, now_time
             shown += 1

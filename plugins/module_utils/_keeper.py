@@ -35,7 +35,7 @@ import socket
 import sys
 import time
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ownership, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease, _ownership, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_pins import PIN_ROOT, pinned_files
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import libc
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump, iproute, link_to_dict
@@ -48,10 +48,9 @@ INTERVAL = 0.25
 IDLE_EXIT_SECONDS = 5.0
 # An entry whose port has not run the router for this long is removed (its lease ran out long ago).
 ORPHAN_SECONDS = 5.0
-STATE_DIR = '/run/xdpkit'
-LOCK_FILE = os.path.join(STATE_DIR, 'keeper.lock')
-PID_FILE = os.path.join(STATE_DIR, 'keeper.json')
-LOG_FILE = os.path.join(STATE_DIR, 'keeper.log')
+# The record and the lock are read by the read-only modules too (_lease).
+STATE_DIR, LOCK_FILE, PID_FILE, LOG_FILE = _lease.STATE_DIR, _lease.LOCK_FILE, _lease.PID_FILE, _lease.LOG_FILE
+running = _lease.running
 EX_TEMPFAIL = 75
 
 # rtnetlink multicast groups whose messages may change a port's entry: links (MAC, name,
@@ -67,16 +66,15 @@ CLONE_NEWNS = 0x00020000
 
 
 def keeper_version():
-    """What a running keeper must match to be today's: a digest of the code that decides."""
-    digest = hashlib.sha256()
-    for module in (sys.modules[__name__], _ports):
-        loader = getattr(module, '__loader__', None)
-        try:
-            # Inside a module's AnsiballZ zip the source is there through the loader only.
-            digest.update(loader.get_data(module.__file__))
-        except (OSError, AttributeError):
-            digest.update(module.__name__.encode())
-    return digest.hexdigest()[:16]
+    """What a running keeper must match to be today's: a digest of the code that decides
+    (_lease.KEEPER_SOURCES)."""
+    version = _lease.code_version()
+    if version is None:
+        digest = hashlib.sha256()
+        for name in _lease.KEEPER_SOURCES:
+            digest.update(name.encode())
+        version = digest.hexdigest()[:16]
+    return version
 
 
 # -- what there is to keep ---------------------------------------------------------------------
@@ -153,7 +151,12 @@ class Keeper:
         self.homes = {}        # (table, ifindex) -> the namespace the port was last found in
         self.orphans = {}      # (table, ifindex) -> when its port was first found not running the router
         self.kept = {'ports': 0, 'namespaces': 0, 'routers': 0}
+        self.last_change = None  # (time.time(), what) of the last entry rewritten or removed
         self.stopping = False
+
+    def changed(self, text):
+        self.log(text)
+        self.last_change = (time.time(), text)
 
     def keep(self):
         """One pass; returns how many ports it vouched for."""
@@ -185,7 +188,7 @@ class Keeper:
                         self.log('reading port %s: %s' % (link['name'], exc))
                         continue
                     if _ports.facts(entry) != wanted:
-                        self.log(describe_change(namespace, link['name'], _ports.facts(entry), wanted))
+                        self.changed(describe_change(namespace, link['name'], _ports.facts(entry), wanted))
                     wanted['vouched_until'] = _ports.lease_until(self.lease_seconds)
                     try:
                         _ports.write_port(table, ifindex, wanted)
@@ -209,7 +212,7 @@ class Keeper:
             _ports.delete_port(table, ifindex)
             self.orphans.pop(key, None)
             self.homes.pop(key, None)
-            self.log('port %d of %s has not run the router for %.0f s (gone or replaced): entry removed' % (
+            self.changed('port %d of %s has not run the router for %.0f s (gone or replaced): entry removed' % (
                 ifindex, maps_dir, ORPHAN_SECONDS))
 
     def _home(self, table, ifindex, programs, view):
@@ -259,6 +262,19 @@ class Keeper:
             # Changes come in bursts (a port re-created is several messages): take them together.
             time.sleep(0.01)
 
+    def status_line(self):
+        """What it keeps, for `systemctl status`."""
+        def count(number, noun):
+            return '%d %s%s' % (number, noun, '' if number == 1 else 's')
+        if self.last_change:
+            last = '%s %s' % (time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.last_change[0])),
+                              self.last_change[1])
+        else:
+            last = 'none since it started'
+        return 'keeping %s of %s in %s; last change: %s' % (
+            count(self.kept['ports'], 'port'), count(self.kept['routers'], 'router'),
+            count(self.kept['namespaces'], 'namespace'), last)
+
     def run(self, status=None):
         idle_since = None
         while not self.stopping:
@@ -279,26 +295,42 @@ class Keeper:
         self.sockets = {}
 
 
+# -- a service manager's view --------------------------------------------------------------------
+class Notifier:
+    """sd_notify(3) without libsystemd: datagrams to $NOTIFY_SOCKET (a path, or an abstract
+    address written with a leading '@'), so that a Type=notify unit is started once the first pass
+    vouched for every port, and `systemctl status` shows what the keeper keeps."""
+
+    def __init__(self, address, log=None):
+        self.address = '\0' + address[1:] if address.startswith('@') else address
+        self.log = log or (lambda text: None)
+        self.ready = False
+        self.last = None
+
+    @classmethod
+    def from_env(cls, log=None):
+        address = os.environ.get('NOTIFY_SOCKET')
+        return cls(address, log) if address else None
+
+    def send(self, text):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.sendto(text.encode(), self.address)
+        except OSError as exc:
+            self.log('telling the service manager %r failed: %s' % (text, exc))
+
+    def status(self, line):
+        """READY=1 with the first status; later ones only when the line changed."""
+        if line == self.last and self.ready:
+            return
+        self.send(('STATUS=%s' % line) + ('' if self.ready else '\nREADY=1'))
+        self.ready, self.last = True, line
+
+    def stopping(self):
+        self.send('STOPPING=1')
+
+
 # -- one per host -------------------------------------------------------------------------------
-def running():
-    """The keeper this host runs ({'pid', 'version', 'started'}), or None."""
-    try:
-        with open(PID_FILE) as handle:
-            record = json.load(handle)
-        os.kill(record['pid'], 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        with open(LOCK_FILE) as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return record
-    except OSError:
-        return None
-    # Nobody holds the lock: that pid is some other process now.
-    return None
-
-
 def _host_process():
     """The nearest process, this one or an ancestor, whose network namespace is not a named one
     (/run/netns): a module the netns connection runs inside a lab namespace (nsenter, and a
@@ -368,13 +400,23 @@ def serve(log=None, status=None, interval=INTERVAL, lease_seconds=_ports.LEASE_S
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    notifier = Notifier.from_env(log)
+
+    def report(kept):
+        if notifier:
+            notifier.status(keeper.status_line())
+        if status:
+            status(kept)
+
     _write_record({'pid': os.getpid(), 'version': keeper_version(), 'started': time.time()})
     if log:
         log('keeping the port tables of every router on this host (version %s, lease %.1f s)' % (
             keeper_version(), lease_seconds))
     try:
-        keeper.run(status=status)
+        keeper.run(status=report)
     finally:
+        if notifier:
+            notifier.stopping()
         try:
             with open(PID_FILE) as handle:
                 if json.load(handle).get('pid') == os.getpid():
@@ -410,6 +452,8 @@ def spawn(log_file=LOG_FILE):
             os.closerange(3, write_end)
             os.closerange(write_end + 1, 65536)
             sys.stdout = sys.stderr = os.fdopen(1, 'w', buffering=1)
+            # A service manager that ran the caller is not this keeper's.
+            os.environ.pop('NOTIFY_SOCKET', None)
             ready = [write_end]
 
             def started(_kept):

@@ -6,7 +6,10 @@ namespace, in the Prometheus text exposition format (for node_exporter's textfil
 a scrape of tools/xdp_stats --prometheus).
 
 A program counts when it has the xdp_stats_map the collection's programs keep; another tool's
-program is left out, not guessed at.
+program is left out, not guessed at. A program with a port table (the router) adds whether each
+port's cached settings are vouched for and how long the lease runs yet; where any such program
+runs, whether the keeper that renews the leases is up, and its version. A host without a router
+exports no keeper metrics: no keeper runs there, and none should.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,6 +20,7 @@ import os
 import tempfile
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns, netns_exists
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
@@ -31,10 +35,23 @@ METRICS = (
     ('xdpkit_xdp_packets_total', 'packets', 'Packets an XDP program handled, by the action it returned.'),
     ('xdpkit_xdp_bytes_total', 'bytes', 'Bytes of the packets an XDP program handled, by the action it returned.'),
 )
+PORT_METRICS = (
+    ('xdpkit_port_vouched', 'vouched',
+     'Whether the settings the router caches for the port (MAC, rp_filter, accept_local) are vouched for: '
+     '1 it uses them, 0 it hands every frame arriving on the port to the kernel.'),
+    ('xdpkit_port_lease_remaining_seconds', 'lease_seconds',
+     'Seconds left of the lease on the port\'s cached settings; negative: it ran out that long ago.'),
+)
+KEEPER_METRICS = (
+    ('xdpkit_keeper_up', 'Whether the keeper that keeps the routers\' port tables current and renews their '
+                         'leases runs on this host.'),
+    ('xdpkit_keeper_info', 'The running keeper\'s version, as a label; always 1.'),
+    ('xdpkit_keeper_start_time_seconds', 'When the running keeper started, in seconds since the epoch.'),
+)
 
 
 def attached_programs():
-    """(namespace or '', interface, prog_id) of every XDP program on the host and in every
+    """(namespace or '', interface, prog_id, ifindex) of every XDP program on the host and in every
     named namespace."""
     found = []
     for namespace in [None] + list_netns():
@@ -45,17 +62,19 @@ def attached_programs():
                 for link in dump(ipr.get_links):
                     attached = attached_program(ipr, link['index'])
                     if attached:
-                        found.append((namespace or '', link.get_attr('IFLA_IFNAME'), attached['prog_id']))
+                        found.append((namespace or '', link.get_attr('IFLA_IFNAME'), attached['prog_id'],
+                                      link['index']))
         except OSError:
             continue  # the namespace went away while it was read
     return found
 
 
 def collect():
-    """One sample per counting program: namespace, interface, program name and id, counters."""
+    """One sample per counting program: namespace, interface, program name and id, counters, and
+    the port's lease (_lease.port_state(); None without a port table)."""
     ncpus = possible_cpus()
     samples = []
-    for namespace, interface, prog_id in attached_programs():
+    for namespace, interface, prog_id, ifindex in attached_programs():
         fd = find_stats_map(prog_id)
         if fd is None:
             continue
@@ -64,7 +83,8 @@ def collect():
         finally:
             os.close(fd)
         samples.append({'namespace': namespace, 'interface': interface, 'prog_id': prog_id,
-                        'program': sysbpf.program_info(prog_id)['name'] or '', 'counters': counters})
+                        'program': sysbpf.program_info(prog_id)['name'] or '', 'counters': counters,
+                        'port': _lease.port_state(prog_id, ifindex)})
     return samples
 
 
@@ -72,17 +92,47 @@ def _label(value):
     return str(value).replace('\\', '\\\\').replace('\n', '\\n').replace('"', '\\"')
 
 
-def exposition(samples):
-    """The samples as Prometheus text (version 0.0.4): one counter family per quantity."""
+def _labels(*pairs):
+    return ','.join('%s="%s"' % (key, _label(value)) for key, value in pairs)
+
+
+def _program_labels(sample):
+    return (('namespace', sample['namespace']), ('interface', sample['interface']),
+            ('program', sample['program']), ('prog_id', sample['prog_id']))
+
+
+def _number(value):
+    return repr(float(value)) if isinstance(value, float) else '%d' % value
+
+
+def exposition(samples, keeper=None):
+    """The samples as Prometheus text (version 0.0.4): one counter family per quantity, the
+    ports' leases as gauges, and `keeper` (_lease.keeper_state()) when any sample has a port table."""
     lines = []
     for metric, field, text in METRICS:
         lines += ['# HELP %s %s' % (metric, text), '# TYPE %s counter' % metric]
         for sample in samples:
             for action in ACTIONS:
-                labels = ','.join('%s="%s"' % (key, _label(value)) for key, value in (
-                    ('namespace', sample['namespace']), ('interface', sample['interface']),
-                    ('program', sample['program']), ('prog_id', sample['prog_id']), ('action', action)))
+                labels = _labels(*(_program_labels(sample) + (('action', action),)))
                 lines.append('%s{%s} %d' % (metric, labels, sample['counters'][action][field]))
+    routers = [sample for sample in samples if sample.get('port') is not None]
+    if routers:
+        for metric, field, text in PORT_METRICS:
+            lines += ['# HELP %s %s' % (metric, text), '# TYPE %s gauge' % metric]
+            for sample in routers:
+                value = sample['port'][field]
+                if value is None:
+                    continue  # no entry, or never vouched for: nothing to measure, not a zero
+                lines.append('%s{%s} %s' % (metric, _labels(*_program_labels(sample)), _number(value)))
+    if routers and keeper is not None:
+        (up, up_text), (info, info_text), (start, start_text) = KEEPER_METRICS
+        lines += ['# HELP %s %s' % (up, up_text), '# TYPE %s gauge' % up, '%s %d' % (up, keeper['running'])]
+        if keeper['running']:
+            lines += ['# HELP %s %s' % (info, info_text), '# TYPE %s gauge' % info,
+                      '%s{%s} 1' % (info, _labels(('version', keeper['version'] or '')))]
+            if keeper.get('started'):
+                lines += ['# HELP %s %s' % (start, start_text), '# TYPE %s gauge' % start,
+                          '%s %s' % (start, _number(float(keeper['started'])))]
     return '\n'.join(lines) + '\n'
 
 

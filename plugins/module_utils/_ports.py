@@ -23,12 +23,11 @@ import struct
 import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+# The entry layout lives with the lease reader, which the read-only modules use too.
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import PORT_FORMAT, PORT_SIZE, decode
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, describe_ns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
 
-# struct xdpkit_port in bpf/xdpkit.h: mac[6], rp_filter, accept_local, vouched_until
-PORT_FORMAT = '=6sBBQ'
-PORT_SIZE = struct.calcsize(PORT_FORMAT)
 FACTS = ('mac', 'rp_filter', 'accept_local')
 # How long an entry is trusted after its values were read. The keeper confirms every entry
 # several times within it, so only a keeper that is gone lets it run out.
@@ -81,12 +80,6 @@ def wanted_port(namespace, link, ipv4_addressed):
 def encode(entry):
     return struct.pack(PORT_FORMAT, bytes.fromhex(entry['mac'].replace(':', '')), entry['rp_filter'],
                        entry['accept_local'], entry.get('vouched_until', 0))
-
-
-def decode(raw):
-    mac, rp_filter, accept_local, vouched_until = struct.unpack(PORT_FORMAT, raw[:PORT_SIZE])
-    return {'mac': ':'.join('%02x' % b for b in mac), 'rp_filter': rp_filter, 'accept_local': accept_local,
-            'vouched_until': vouched_until}
 
 
 def _key(ifindex):

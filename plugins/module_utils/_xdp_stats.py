@@ -1,10 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""[Layer 3, managers] Per-action packet and byte counters of the XDP program on an interface.
+"""[Layer 3, managers] Per-action packet and byte counters of the XDP program on an interface,
+and, for a program that caches what it knows of its ports (the router), whether that is still
+vouched for.
 
 The counters live in the program's per-CPU `xdp_stats_map`, found through the attached
-program's map ids, so no pin path needs to be known (and any xdpkit program is readable).
+program's map ids, so no pin path needs to be known (and any xdpkit program is readable); the
+port table is found the same way (_lease).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +19,7 @@ import struct
 import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     XdpkitError,
     check_ifname,
@@ -82,14 +86,19 @@ def rates(first, second, seconds):
 
 def interface_program(namespace, interface):
     """The attached program's description, or None."""
+    return attached_on(namespace, interface)[1]
+
+
+def attached_on(namespace, interface):
+    """(ifindex, the attached program's description or None)."""
     with iproute(namespace) as ipr:
         link = require_link(ipr, interface, namespace)
         attached = attached_program(ipr, link['ifindex'])
     if not attached:
-        return None
+        return link['ifindex'], None
     info = sysbpf.program_info(attached['prog_id'])
     info['mode'] = attached['mode']
-    return info
+    return link['ifindex'], info
 
 
 class XdpStatsReader:
@@ -107,11 +116,15 @@ class XdpStatsReader:
     def run(self):
         if self.namespace and not netns_exists(self.namespace):
             raise missing_netns_error(self.namespace)
-        program = interface_program(self.namespace, self.interface)
+        ifindex, program = attached_on(self.namespace, self.interface)
         result = {'changed': False, 'interface': self.interface, 'namespace': self.namespace,
-                  'program': program, 'stats': None}
+                  'program': program, 'stats': None, 'port': None, 'keeper': _lease.keeper_state()}
         if program is None:
             return result
+        result['port'] = _lease.port_state(program['id'], ifindex)
+        if result['port'] is not None and not result['port']['vouched']:
+            result['warnings'] = [_lease.not_vouched_warning(
+                "port '%s' in %s" % (self.interface, describe_ns(self.namespace)), result['port'], result['keeper'])]
         fd = find_stats_map(program['id'])
         if fd is None:
             raise XdpkitError("the XDP program on '%s' in %s (%s, id %d) has no %s map: it is not an xdpkit "

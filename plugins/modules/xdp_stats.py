@@ -16,6 +16,10 @@ description:
   - Reports the XDP program attached to an interface (id, name, tag, mode) and its packet and byte
     counters per XDP action (aborted, drop, pass, tx, redirect), summed over CPUs.
   - With O(interval), reads twice and adds rates. Never changes anything.
+  - For a program that caches what it knows of its ports (the router's port table: each port's MAC,
+    rp_filter and accept_local), reports whether that is vouched for by the keeper, which renews a
+    lease on it; once a lease ran out (no keeper runs, or an older one) the router hands every frame
+    that arrives on the port to the kernel, and the module warns saying so and what to do.
   - The same view, refreshed every second, is C(tools/xdp_stats) in the collection.
 requirements:
   - pyroute2 (Debian package C(python3-pyroute2))
@@ -86,6 +90,55 @@ namespace:
   description: The namespace, null for the host.
   returned: success
   type: str
+port:
+  description:
+    - The interface's entry in the program's port table, and its lease. The router trusts the entry
+      only while the lease runs; otherwise it hands every frame that arrives here to the kernel.
+    - Null when no program is attached or the program has no port table.
+  returned: success
+  type: dict
+  contains:
+    vouched:
+      description: Whether the entry is vouched for now (the router uses it).
+      type: bool
+    lease_seconds:
+      description:
+        - Seconds left of the lease; negative when it ran out that long ago.
+        - Null when the port has no entry or it was never vouched for.
+      type: float
+    rp_filter:
+      description: The effective rp_filter the entry holds (0 off, 1 strict, 2 loose), null without an entry.
+      type: int
+    accept_local:
+      description: The effective accept_local the entry holds, null without an entry.
+      type: int
+    mac:
+      description: The port's MAC the entry holds, null without an entry.
+      type: str
+  sample: {vouched: true, lease_seconds: 1.31, rp_filter: 0, accept_local: 0, mac: "02:00:00:00:00:01"}
+keeper:
+  description: The host's keeper, which keeps every router's port table current and renews the leases.
+  returned: success
+  type: dict
+  contains:
+    running:
+      description: Whether a keeper runs on the host.
+      type: bool
+    pid:
+      description: Its process id, null when none runs.
+      type: int
+    version:
+      description: Its version (a digest of its code), null when none runs.
+      type: str
+    started:
+      description: When it started (seconds since the epoch), null when none runs.
+      type: float
+    current:
+      description:
+        - Whether it is the version of the collection this reads from; null when none runs or that
+          cannot be told here (this module does not carry the keeper's code; C(tools/xdp_stats) and
+          M(xdpkit.forwarding.xdp_program) compare).
+      type: bool
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -7,14 +7,18 @@ frames to the kernel, which then does exactly what Linux does.
 """
 
 import os
+import re
 import signal
 import socket
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
-from conftest import in_ns, run_module
+from conftest import ROOT, in_ns, run_module
 from packets import ETH_P_IP, ether, ipv4, udp
+from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_addresses, get_link, iproute
@@ -290,3 +294,114 @@ def test_without_its_keeper_the_router_hands_frames_to_the_kernel_once_the_lease
         assert wire.send(SPOOFED) == (0, 0, 20), 'and right: spoofed frames are the kernel\'s to drop'
     finally:
         wire.close()
+
+
+# -- saying so -------------------------------------------------------------------------------
+TOOL = os.path.join(ROOT, 'tools', 'xdp_stats')
+
+
+def prometheus(namespace, interface):
+    """(the port's gauges {metric: value}, the keeper's {metric: value or labels}) from
+    tools/xdp_stats --prometheus, parsed with prometheus_client's own parser."""
+    text = subprocess.run([TOOL, '--prometheus', '--count', '1'], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+    port, keeper = {}, {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith('xdpkit_port_'):
+                assert family.type == 'gauge', family
+                if (sample.labels['namespace'], sample.labels['interface']) == (namespace, interface):
+                    assert sample.labels['program'] == 'xdp_router', sample
+                    port[sample.name] = sample.value
+            elif sample.name.startswith('xdpkit_keeper_'):
+                assert family.type == 'gauge', family
+                keeper[sample.name] = sample.labels if sample.name == 'xdpkit_keeper_info' else sample.value
+    return port, keeper
+
+
+def tool_port_line(namespace, interface):
+    out = subprocess.run([TOOL, '-d', interface, '-n', namespace, '--count', '1', '--interval', '0.2'],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    lines = [line for line in out.splitlines() if line.startswith('port: ')]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def test_xdp_stats_the_tool_and_the_metrics_say_whether_the_keeper_vouches(routed):
+    r = routed.r
+    with iproute(r) as ipr:
+        r0_mac = get_link(ipr, 'r0')['mac']
+    stats = run_module('xdp_stats', {'interface': 'r0', 'namespace': r})
+    port = stats['port']
+    assert port['vouched'] and 0 < port['lease_seconds'] <= _ports.LEASE_SECONDS, stats
+    assert (port['mac'], port['rp_filter'], port['accept_local']) == (r0_mac, 0, 0), stats
+    assert stats['keeper']['running'] and stats['keeper']['pid'] == routed.keeper_pid, stats
+    assert stats['keeper']['version'] == _keeper.keeper_version(), stats
+    assert not stats.get('warnings'), stats
+    assert re.fullmatch(r'port: vouched \(lease [0-9.]+ s left\), keeper pid %d' % routed.keeper_pid,
+                        tool_port_line(r, 'r0'))
+    gauges, keeper = prometheus(r, 'r0')
+    assert gauges['xdpkit_port_vouched'] == 1 and 0 < gauges['xdpkit_port_lease_remaining_seconds'] <= 1.5, gauges
+    assert keeper['xdpkit_keeper_up'] == 1 and keeper['xdpkit_keeper_info'] == {'version': _keeper.keeper_version()}
+    assert abs(keeper['xdpkit_keeper_start_time_seconds'] - _keeper.running()['started']) < 0.01, keeper
+    # A program without a port table has no lease to report.
+    receiver = run_module('xdp_stats', {'interface': 's0', 'namespace': routed.s})
+    assert receiver['program']['name'] == 'xdp_pass' and receiver['port'] is None, receiver
+
+    assert _keeper.stop()
+    time.sleep(_ports.LEASE_SECONDS + 0.3)
+    stats = run_module('xdp_stats', {'interface': 'r0', 'namespace': r})
+    port = stats['port']
+    assert not port['vouched'] and port['lease_seconds'] <= -0.3, stats
+    assert stats['keeper'] == {'running': False, 'pid': None, 'version': None, 'started': None, 'current': None}
+    assert len(stats['warnings']) == 1, stats
+    warning = stats['warnings'][0]
+    for said in ("port 'r0' in namespace '%s'" % r, 'the router hands every frame to the kernel',
+                 'no keeper vouched for its settings', 'no keeper runs on this host', 'keeper: start',
+                 'xdpkit-keeper service'):
+        assert said in warning, warning
+    assert re.fullmatch(r'port: NOT VOUCHED for [0-9.]+ s - every frame goes to the kernel; no keeper runs',
+                        tool_port_line(r, 'r0'))
+    gauges, keeper = prometheus(r, 'r0')
+    assert gauges['xdpkit_port_vouched'] == 0 and gauges['xdpkit_port_lease_remaining_seconds'] <= -0.3, gauges
+    assert keeper == {'xdpkit_keeper_up': 0}, keeper
+
+    pid = _keeper.ensure()
+    stats = run_module('xdp_stats', {'interface': 'r0', 'namespace': r})
+    assert stats['port']['vouched'] and stats['keeper']['pid'] == pid and not stats.get('warnings'), stats
+    gauges, keeper = prometheus(r, 'r0')
+    assert gauges['xdpkit_port_vouched'] == 1 and keeper['xdpkit_keeper_up'] == 1
+
+
+def test_under_a_service_manager_the_keeper_says_when_it_is_ready_and_what_it_keeps(routed):
+    """Type=notify: READY=1 once the first pass vouched for every port, STATUS= with what it keeps
+    and the last change it made (`systemctl status` shows it), STOPPING=1 on SIGTERM."""
+    assert _keeper.stop()
+    address = '@xdpkit-test-notify-%d' % os.getpid()
+    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    manager.bind('\0' + address[1:])
+    manager.settimeout(5)
+    env = dict(os.environ, NOTIFY_SOCKET=address, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    keeper = subprocess.Popen([sys.executable, '-m', _keeper.__name__], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        first = manager.recv(4096).decode().split('\n')
+        assert 'READY=1' in first, first
+        assert 'STATUS=keeping 2 ports of 1 router in 1 namespace; last change: none since it started' in first, first
+        assert _keeper.running()['pid'] == keeper.pid
+        write_sysctl(routed.r, 'net.ipv4.conf.r0.rp_filter', '1')
+        status = manager.recv(4096).decode()
+        assert re.fullmatch(r"STATUS=keeping 2 ports of 1 router in 1 namespace; last change: \S+ \S+ port 'r0' in "
+                            r"namespace '%s': rp_filter 0 -> 1" % re.escape(routed.r), status), status
+        keeper.send_signal(signal.SIGTERM)
+        assert manager.recv(4096).decode() == 'STOPPING=1'
+        assert keeper.wait(10) == 0
+        # The keeper logs what it changed too.
+        assert "port 'r0' in namespace '%s': rp_filter 0 -> 1" % routed.r in keeper.stderr.read()
+    finally:
+        if keeper.poll() is None:
+            keeper.kill()
+            keeper.wait()
+        manager.close()
+    # The fixture's teardown wants a keeper it can watch leave.
+    _keeper.ensure()
