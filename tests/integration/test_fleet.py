@@ -7,10 +7,12 @@ nothing."""
 import os
 import re
 import shutil
+import time
 
 import pytest
 from conftest import ROOT, in_ns, run_playbook
 
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_pins import PIN_ROOT
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import forwarded_datagrams
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns
@@ -142,3 +144,25 @@ def test_rollout_rolls_back_the_failing_batch_only(fleet, tmp_path):
     ping_both_ways(hosts, ECHOES)
     assert redirected(hosts, 'r1') - before['r1'][0] >= 4 * 2 * ECHOES
     assert kernel_forwarded(hosts, 'r2') - before['r2'][1] >= 4 * 2 * ECHOES
+
+
+@pytest.mark.parametrize('fleet', ['chain'], indirect=True)
+def test_router_verification_fails_naming_the_ports_no_keeper_vouches_for(fleet):
+    _lab, inventory, hosts = fleet
+    rc, out, err = run_playbook('playbooks/router.yml', inventory=inventory, args=['--forks', '4'])
+    assert rc == 0, out[-5000:] + err[-2000:]
+    assert _keeper.stop(), 'the role started the keeper'
+    time.sleep(_ports.LEASE_SECONDS + 0.3)
+    rc, out, err = run_playbook('playbooks/router.yml', inventory=inventory,
+                                args=['--forks', '4', '--tags', 'router_verify', '--limit', 'r2'])
+    assert rc != 0, out[-4000:]
+    ports = ', '.join('%s \\(lease ran out [0-9.]+ s ago\\)' % re.escape(port)
+                      for port in hosts['r2']['router_interfaces'])
+    assert re.search(r'r2: verification failed: the router hands every frame to the kernel on %s: no keeper vouches '
+                     r'for the settings it caches of them \(MAC, rp_filter, accept_local\), because no keeper runs on '
+                     r'this host; start it' % ports, out), out[-4000:]
+    assert 'the router hands every frame to the kernel (slower, never wrong)' in out, 'xdp_stats warns too'
+    assert _keeper.ensure()
+    rc, out, err = run_playbook('playbooks/router.yml', inventory=inventory,
+                                args=['--forks', '4', '--tags', 'router_verify', '--limit', 'r2'])
+    assert rc == 0, out[-4000:]
