@@ -16,9 +16,9 @@ description:
   - Reports the XDP program attached to an interface (id, name, tag, mode) and its packet and byte
     counters per XDP action (aborted, drop, pass, tx, redirect), summed over CPUs.
   - With O(interval), reads twice and adds rates. Never changes anything.
-  - For a program that caches what it knows of its ports (the router's port table: each port's MAC,
-    rp_filter and accept_local), reports whether that is vouched for by the keeper, which renews a
-    lease on it; once a lease ran out (no keeper runs, or an older one) the router hands every frame
+  - For a program that caches what it knows of its ports (the router's port table, with each port's MAC,
+    rp_filter and accept_local), reports whether the keeper vouches for the interface's entry (it renews
+    a lease on it). Once a lease ran out (no keeper runs, or an older one) the router hands every frame
     that arrives on the port to the kernel, and the module warns saying so and what to do.
   - The same view, refreshed every second, is C(tools/xdp_stats) in the collection.
 requirements:
