@@ -241,3 +241,22 @@ def in_ns(ns, *argv, check=True):
     """Run a command inside a namespace (test side only: pings and the like)."""
     cmd = ['nsenter', '--net=/run/netns/%s' % ns] + list(argv) if ns else list(argv)
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=60)
+
+
+@pytest.fixture(scope='session')
+def container_root(tmp_path_factory):
+    """A minimal Debian root for booting with systemd-nspawn (tests/system/container.py),
+    debootstrapped once per run (about a minute here) and deleted at the end of the run."""
+    system = os.path.join(ROOT, 'tests', 'system')
+    if system not in sys.path:
+        sys.path.insert(0, system)
+    import container
+
+    path = tmp_path_factory.mktemp('container') / 'root'
+    try:
+        built = container.make_root(path)
+        report('container root: %s, %.0f s to debootstrap, %.0f MB' % (
+            path, built['seconds'], built['bytes'] / 1e6))
+        yield path
+    finally:
+        container.remove_root(path)
