@@ -411,12 +411,15 @@ class Container:
                 os.kill(self.leader, signal.SIGRTMIN + 4)
             code = self.wait_exit(timeout)
         if code is None:
-            # Killing a pid namespace's init kills everything in it; nspawn follows.
-            for pid in (self.leader, self.nspawn.pid):
-                if pid is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-            code = self.wait_exit(timeout)
+            # Killing a pid namespace's init kills everything in it; nspawn then exits by itself
+            # and removes its image lock. Kill nspawn too only if it does not.
+            if self.leader is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.leader, signal.SIGKILL)
+                code = self.wait_exit(timeout)
+            if code is None:
+                self.nspawn.kill()
+                code = self.wait_exit(timeout)
         self.release()
         return code
 
@@ -428,10 +431,17 @@ class Container:
             subprocess.run(['umount', point], check=True, capture_output=True)
         with contextlib.suppress(FileNotFoundError):
             os.rmdir(os.path.join(NSPAWN_RUN, 'propagate', self.name))
+        # nspawn's lock on the root, left when nspawn itself had to be killed.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.image_lock())
         if self.made_nspawn_run:
             for path in (os.path.join(NSPAWN_RUN, 'propagate'), os.path.join(NSPAWN_RUN, 'locks'), NSPAWN_RUN):
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):
                     os.rmdir(path)
+
+    def image_lock(self):
+        root = os.stat(self.root)
+        return os.path.join(NSPAWN_RUN, 'locks', 'inode-%d:%d' % (root.st_dev, root.st_ino))
 
     def leftovers(self):
         """What of this container is still on the host (empty when clean)."""
@@ -444,6 +454,8 @@ class Container:
         left += ['mount %s' % point for point in mounts_under(self.workdir)]
         if os.path.exists(os.path.join(NSPAWN_RUN, 'propagate', self.name)):
             left.append('%s/propagate/%s' % (NSPAWN_RUN, self.name))
+        if os.path.exists(self.image_lock()):
+            left.append(self.image_lock())
         if self.made_nspawn_run and os.path.exists(NSPAWN_RUN):
             left.append(NSPAWN_RUN)
         if self.netns is not None:
@@ -455,17 +467,40 @@ class Container:
         return left
 
 
-def run(container, argv, check=True, input=None, timeout=120):
+def run(container, argv, check=True, input=None, timeout=120, cwd=None, env=None):
     """Run ARGV inside the booted container (nsenter into all of its init's namespaces, the
-    container's PATH); return the CompletedProcess (text). check=True raises ContainerError
-    with the output when the command fails."""
-    proc = subprocess.run(['nsenter', '--target', str(container.leader), '--all', '--'] + list(argv),
-                          input=input, capture_output=True, text=True, env=INSIDE_ENV, timeout=timeout,
-                          check=False)
+    container's PATH, plus ENV; in CWD, a path inside); return the CompletedProcess (text).
+    check=True raises ContainerError with the output when the command fails."""
+    argv = list(argv)
+    if cwd is not None:
+        argv = ['sh', '-c', 'cd "$0" && exec "$@"', cwd] + argv
+    proc = subprocess.run(['nsenter', '--target', str(container.leader), '--all', '--'] + argv,
+                          input=input, capture_output=True, text=True, env=dict(INSIDE_ENV, **(env or {})),
+                          timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise ContainerError('in %s: %s: rc=%d\nstdout:\n%s\nstderr:\n%s' % (
             container.name, ' '.join(argv), proc.returncode, _tail(proc.stdout), _tail(proc.stderr)))
     return proc
+
+
+def collection_binds():
+    """Binds that put this checkout and its controller venv inside, read-only at the same
+    paths: the venv's python is /usr/bin/python3 with the system's site-packages, the same
+    Debian python3 as the container's, so ansible and the collection run inside as they do on
+    the host (see `ansible`)."""
+    venv = os.path.realpath(os.path.join(ROOT, '.venv'))
+    return [(ROOT, ROOT, 'ro'), (venv, venv, 'ro')]
+
+
+def ansible(container, tool, args, check=True, timeout=600, env=None):
+    """Run the venv's TOOL (ansible, ansible-playbook, ...) inside a container booted with
+    `collection_binds()`, from the checkout with its ansible.cfg, modules on /usr/bin/python3
+    (where bcc imports). Add `-c local` / an inventory to ARGS as the play needs."""
+    tool_path = os.path.join(os.path.realpath(os.path.join(ROOT, '.venv')), 'bin', tool)
+    extra = {'ANSIBLE_CONFIG': os.path.join(ROOT, 'ansible.cfg'),
+             'ANSIBLE_PYTHON_INTERPRETER': '/usr/bin/python3', 'ANSIBLE_NOCOLOR': '1'}
+    extra.update(env or {})
+    return run(container, [tool_path] + list(args), check=check, timeout=timeout, cwd=ROOT, env=extra)
 
 
 def write(container, path, text, mode=0o644):
@@ -492,13 +527,13 @@ def reboot(container, timeout=120):
 
 
 @contextlib.contextmanager
-def booted(root, name, binds=(), network='private', workdir=None, timeout=120):
+def booted(root, name, binds=(), network='private', workdir=None, timeout=120, stop_timeout=60):
     """Boot ROOT with systemd-nspawn as machine NAME; yield a Container once its systemd says
     running or degraded. binds: (host_path, container_path[, 'ro' | 'rw']) tuples, read-only by
     default, added to the kernel build tree and the bpffs. network: only 'private' (a network
     namespace of the container's own, new each boot, so a reboot loses links like a host's).
-    On exit, pass or fail: power off, kill what is left by pid, unmount, remove, and raise if
-    anything of the container is still there."""
+    On exit, pass or fail: power off (at most STOP_TIMEOUT seconds), kill what is left by pid,
+    unmount, remove, and raise if anything of the container is still there."""
     require('systemd-nspawn', 'nsenter', 'mount', 'umount')
     if network != 'private':
         raise ValueError('network %r: only private is supported (a shared namespace would keep '
@@ -513,12 +548,17 @@ def booted(root, name, binds=(), network='private', workdir=None, timeout=120):
         container.start(timeout)
         yield container
     finally:
-        if container.nspawn is not None:
-            container.stop()
-        else:
-            container.release()
-        left = container.leftovers()
-        if made_workdir and not left:
+        problems = []
+        try:
+            if container.nspawn is not None:
+                container.stop(stop_timeout)
+            else:
+                container.release()
+        except (ContainerError, OSError, subprocess.CalledProcessError) as exc:
+            problems.append(str(exc))
+        problems += container.leftovers()
+        console = container.console()
+        if made_workdir and not mounts_under(workdir):
             shutil.rmtree(workdir)
-        if left:
-            raise ContainerError('%s left behind: %s' % (name, ', '.join(left)))
+        if problems:
+            raise ContainerError('%s left behind: %s; console:\n%s' % (name, '; '.join(problems), _tail(console)))

@@ -9,7 +9,6 @@ import time
 import bpf_run
 import container
 import pytest
-from conftest import ROOT
 
 # A trivial XDP program, attached with bcc by the container's own python3 (argv[1]: the link).
 ATTACH_XDP = '''
@@ -52,6 +51,15 @@ def attach_trivial_xdp(ct, names):
     found = xdp_on(ct, names('a'))
     assert found and found[1] == 'xt_pass', found
     return found[0]
+
+
+def wait_journal(ct, identifier, text, seconds=10):
+    deadline = time.monotonic() + seconds
+    while True:
+        out = container.run(ct, ['journalctl', '-b', '--no-pager', '-o', 'cat', '-t', identifier], check=False).stdout
+        if text in out or time.monotonic() > deadline:
+            return text in out
+        time.sleep(0.2)
 
 
 def wait_prog_gone(prog_id, seconds=15):
@@ -120,17 +128,22 @@ def test_boot_runs_xdp_in_its_own_network_and_again_after_a_reboot(container_roo
     shared = tmp_path / 'shared'
     shared.mkdir()
     (shared / 'hello').write_text('from the host\n')
-    binds = [(str(shared), '/mnt/shared'), (ROOT, ROOT)]
+    binds = [(str(shared), '/mnt/shared'), (str(shared), '/mnt/writable', 'rw')] + container.collection_binds()
     with container.booted(container_root, names('ct'), binds=binds) as ct:
         assert ct.state == 'running', container.run(ct, ['systemctl', '--failed', '--no-legend'], check=False).stdout
         assert container.run(ct, ['hostname']).stdout.strip() == names('ct')
         assert container.run(ct, ['cat', '/mnt/shared/hello']).stdout == 'from the host\n'
-        # Read-only binds stay read-only inside.
+        # Read-only binds stay read-only inside; rw ones are written through.
         assert container.run(ct, ['touch', '/mnt/shared/x'], check=False).returncode != 0
-        # The collection's own Python code runs on the container's python3 with its pyroute2.
-        container.run(ct, ['python3', '-c', 'import sys; sys.path.insert(0, %r); '
-                           'from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netlink'
-                           % os.path.join(ROOT, '.collections')])
+        container.write(ct, '/mnt/writable/back', 'from inside\n')
+        assert (shared / 'back').read_text() == 'from inside\n'
+        # The collection's modules run inside through Ansible (the checkout and venv bound in),
+        # on the container's python3 with its pyroute2, and see the container's links only.
+        proc = container.ansible(ct, 'ansible', ['localhost', '-c', 'local', '-m', 'xdpkit.forwarding.link_info',
+                                                 '-a', 'names=lo', '-o'])
+        assert 'localhost | SUCCESS' in proc.stdout and '"lo"' in proc.stdout, proc.stdout
+        # ... and log to the container's journal, where a boot unit's refusals will be read.
+        assert wait_journal(ct, 'ansible-xdpkit.forwarding.link_info', "Invoked with names=['lo']")
 
         first = attach_trivial_xdp(ct, names)
         # The veth lives in the container's network namespace, not the host's.
@@ -192,6 +205,20 @@ def test_a_failing_test_inside_still_leaves_nothing_behind(container_root, clean
             container.run(ct, ['systemd-run', '--unit=%s' % names('sleep'), 'sleep', '1000'])
             raise RuntimeError('the test failed')
     assert_left_nothing(seen[0])
+
+
+def test_a_container_that_will_not_power_off_is_killed(container_root, cleanup):
+    names = cleanup
+    with container.booted(container_root, names('ct'), stop_timeout=5) as ct:
+        # A service that ignores SIGTERM and that systemd waits for forever: poweroff hangs.
+        container.run(ct, ['systemd-run', '--unit=%s' % names('stuck'), '-p', 'TimeoutStopSec=infinity',
+                           '-p', 'KillSignal=SIGCONT', 'sleep', '1000'])
+        attach_trivial_xdp(ct, names)
+        started = time.monotonic()
+    assert time.monotonic() - started < 30
+    # Killed, not powered off: nspawn did not exit 0 by itself.
+    assert ct.exit_codes and ct.exit_codes[-1] != 0, ct.exit_codes
+    assert_left_nothing(ct)
 
 
 def test_a_root_that_cannot_boot_fails_loudly_and_leaves_nothing(cleanup, tmp_path, monkeypatch):
