@@ -5,10 +5,14 @@ systemd is not PID 1 on the test machines, so `systemctl start` cannot run a uni
 helper makes a Debian root with debootstrap (`make_root`) and boots it with systemd-nspawn in
 its own network namespace (`booted`), as FIELD-NOTES.md "This machine's kernel" describes:
 
-    with booted(root, names('ct')) as ct:
+    with booted(container_root, names('ct'), binds=collection_binds()) as ct:
         run(ct, ['ip', 'link', 'add', 'a', 'type', 'veth', 'peer', 'name', 'b'])
+        ansible(ct, 'ansible-playbook', ['-c', 'local', '-i', 'localhost,', 'router.yml'])
         reboot(ct)                       # systemctl reboot inside, then the next boot
         run(ct, ['systemctl', 'is-active', 'xdpkit-router.service'])
+
+`container_root` (tests/conftest.py) is the session's root: made once per pytest run in
+pytest's tmp dir (about a minute, 500 MB) and deleted at the end of the run.
 
 What a boot gets: `--private-network` (a fresh network namespace per boot, as a host's links
 come up anew after a reboot), a fresh bpffs on /sys/fs/bpf per boot (pins do not survive a
