@@ -196,6 +196,11 @@ def router_root(container_root, tmp_path):
     started = time.monotonic()
     subprocess.run(['cp', '-a', '--reflink=auto', str(container_root), str(path)], check=True, capture_output=True)
     report('router boot test: root copied in %.1f s' % (time.monotonic() - started))
+    # The distribution's forwarding values, applied at every boot as a real host's would be: the
+    # container's network namespace otherwise starts with the host's IPv4 values (a routing host's 1).
+    baseline = path / 'etc' / 'sysctl.d' / '10-xt-distribution.conf'
+    baseline.parent.mkdir(parents=True, exist_ok=True)
+    baseline.write_text(''.join('%s = 0\n' % key for key in FORWARDING))
     try:
         yield path
     finally:
