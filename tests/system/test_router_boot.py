@@ -172,6 +172,11 @@ def wait_for(what, seconds=15):
     return True
 
 
+def keeper_status(ct):
+    return inside(ct, ['systemctl', 'show', '-p', 'StatusText', '--value', 'xdpkit-keeper.service'],
+                  check=False).stdout.strip()
+
+
 def assert_router_back(ct, previous_ids):
     """After a boot: the units ran, the router is on r1 and r2 (new programs), forwarding is on,
     the keeper runs, and frames between the namespaces are XDP_REDIRECTed."""
@@ -179,6 +184,8 @@ def assert_router_back(ct, previous_ids):
     assert is_active(ct, 'xdpkit-router.service') == 'active', unit_state(ct, 'xdpkit-router.service') + journal(
         ct, 'xdpkit-router.service')
     assert wait_for(lambda: is_active(ct, 'xdpkit-keeper.service') == 'active'), journal(ct, 'xdpkit-keeper.service')
+    # systemctl status says what the keeper keeps: both router ports.
+    assert wait_for(lambda: 'keeping 2 ports' in keeper_status(ct)), keeper_status(ct)
     programs = {link: xdp_program(ct, link) for link in ('r1', 'r2')}
     assert all(p and p[1] == 'xdp_router' for p in programs.values()), programs
     ids = {p[0] for p in programs.values()}
