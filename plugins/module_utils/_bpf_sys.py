@@ -259,6 +259,31 @@ def prog_map_ids(fd):
     return list(ids)[:min(count, info.nr_map_ids)]
 
 
+def program_map_fd(prog_id, wanted):
+    """fd of the first map of program `prog_id` whose map_info() `wanted(info)` accepts, or None
+    (the program is gone, or has no such map). The caller closes it."""
+    try:
+        prog_fd = prog_fd_by_id(prog_id)
+    except OSError:
+        return None
+    try:
+        map_ids = prog_map_ids(prog_fd)
+    finally:
+        os.close(prog_fd)
+    for map_id in map_ids:
+        try:
+            fd = map_fd_by_id(map_id)
+        except OSError:
+            continue
+        try:
+            if wanted(map_info(fd)):
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+    return None
+
+
 def prog_query(target, attach_type, limit=64):
     """Ids of the programs attached to `target` (an ifindex for tcx) with `attach_type`."""
     ids = (ctypes.c_uint32 * limit)()

@@ -91,31 +91,15 @@ def keeper_state():
 
 
 # -- a program's port table ---------------------------------------------------------------------
+def is_port_table(info):
+    """Whether a map (its map_info()) is a port table: a hash map from a 4-byte ifindex to a
+    struct xdpkit_port of today's layout."""
+    return info['type'] == 'hash' and info['key_size'] == 4 and info['value_size'] == PORT_SIZE
+
+
 def port_table_fd(prog_id):
-    """fd of the program's port table (found by its shape: a hash map from a 4-byte ifindex to a
-    struct xdpkit_port), or None: the program caches nothing about its ports."""
-    try:
-        prog_fd = sysbpf.prog_fd_by_id(prog_id)
-    except OSError:
-        return None
-    try:
-        map_ids = sysbpf.prog_map_ids(prog_fd)
-    finally:
-        os.close(prog_fd)
-    for map_id in map_ids:
-        try:
-            fd = sysbpf.map_fd_by_id(map_id)
-        except OSError:
-            continue
-        try:
-            info = sysbpf.map_info(fd)
-        except OSError:
-            os.close(fd)
-            continue
-        if info['type'] == 'hash' and info['key_size'] == 4 and info['value_size'] == PORT_SIZE:
-            return fd
-        os.close(fd)
-    return None
+    """fd of the program's port table, or None: the program caches nothing about its ports."""
+    return sysbpf.program_map_fd(prog_id, is_port_table)
 
 
 def lease_of(entry, now_ns=None):

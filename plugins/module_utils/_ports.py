@@ -24,7 +24,12 @@ import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 # The entry layout lives with the lease reader, which the read-only modules use too.
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import PORT_FORMAT, PORT_SIZE, decode
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import (
+    PORT_FORMAT,
+    PORT_SIZE,
+    decode,
+    is_port_table,
+)
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, describe_ns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
 
@@ -166,7 +171,7 @@ def port_tables_in(directory):
             continue
         finally:
             os.close(fd)
-        if info['type'] == 'hash' and info['key_size'] == 4 and info['value_size'] == PORT_SIZE:
+        if is_port_table(info):
             tables.append(path)
     return tables
 

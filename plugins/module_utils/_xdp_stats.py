@@ -46,21 +46,8 @@ def possible_cpus():
 
 def find_stats_map(prog_id):
     """fd of the program's xdp_stats_map, or None (not an xdpkit-style program)."""
-    try:
-        prog_fd = sysbpf.prog_fd_by_id(prog_id)
-    except OSError:
-        return None
-    try:
-        map_ids = sysbpf.prog_map_ids(prog_fd)
-    finally:
-        os.close(prog_fd)
-    for map_id in map_ids:
-        fd = sysbpf.map_fd_by_id(map_id)
-        info = sysbpf.map_info(fd)
-        if info['name'] == STATS_MAP_NAME and info['type'] == 'percpu_array':
-            return fd
-        os.close(fd)
-    return None
+    return sysbpf.program_map_fd(
+        prog_id, lambda info: info['name'] == STATS_MAP_NAME and info['type'] == 'percpu_array')
 
 
 def read_counters(map_fd, ncpus=None):
