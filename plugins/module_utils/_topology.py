@@ -21,6 +21,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     validate_ifname,
     validate_netns_name,
 )
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._frr_config import render_ospf_router
 
 KINDS = ('host', 'router')
 FAMILIES = ('ipv4', 'ipv6')
@@ -31,6 +32,10 @@ DEFAULT_PREFIXLEN = {'ipv4': 30, 'ipv6': 64}
 DEFAULT_EXTRA_POOL = '198.18.0.0/15'  # RFC 2544 benchmarking range: never routed on the Internet
 FORWARDING_SYSCTLS = ('net.ipv4.conf.all.forwarding', 'net.ipv6.conf.all.forwarding')
 RECEIVERS = ('gro', 'none')
+# static: the planner computes every route; ospf: FRR in every router learns them (hosts keep
+# their default routes).
+ROUTINGS = ('static', 'ospf')
+OSPF_DEFAULTS = {'hello': 1, 'dead': 4, 'area': '0.0.0.0'}
 
 
 def _error(text):
@@ -155,7 +160,8 @@ def _links(spec, nodes):
                 addresses[family] = pair
             elif family in pools:
                 addresses[family] = pools[family].take()
-        links.append({'ends': ends, 'addresses': addresses, 'mtu': link.get('mtu')})
+        links.append({'ends': ends, 'addresses': addresses, 'mtu': link.get('mtu'),
+                      'ospf': link.get('ospf', True), 'cost': link.get('cost')})
     if not links:
         raise _error('links is empty: a lab needs at least one link')
     return links
@@ -271,6 +277,87 @@ def _given_routes(spec, nodes):
     return routes
 
 
+def _loopbacks(spec, routers):
+    """One loopback address per router and family, in node order, from pools.loopback_ipv4/_ipv6."""
+    found = {name: [] for name in routers}
+    for family, bits in (('ipv4', 32), ('ipv6', 128)):
+        text = (spec.get('pools') or {}).get('loopback_' + family)
+        if not text:
+            continue
+        try:
+            network = ipaddress.ip_network(text)
+        except ValueError:
+            raise _error("pools.loopback_%s %r is not a network in CIDR notation" % (family, text))
+        if 'ipv%d' % network.version != family or network.num_addresses < len(routers) + 1:
+            raise _error("pools.loopback_%s '%s' cannot hold %d %s loopbacks" % (family, text, len(routers), family))
+        for index, name in enumerate(routers):
+            found[name].append('%s/%d' % (network.network_address + index + 1, bits))
+    return found
+
+
+def _ospf_flags(index, link, nodes):
+    """Whether each end of a link runs OSPF; an adjacency needs both ends."""
+    flags = link['ospf']
+    if not isinstance(flags, (list, tuple)):
+        flags = [flags, flags]
+    if len(flags) != 2 or not all(isinstance(flag, bool) for flag in flags):
+        raise _error('link %d: ospf is true, false or one of them per endpoint ([true, false])' % (index + 1,))
+    (a, pa), (b, pb) = link['ends']
+    if flags[0] != flags[1] and nodes[a]['kind'] == nodes[b]['kind'] == 'router':
+        raise _error('link %d (%s:%s - %s:%s) has OSPF on only one end: an adjacency needs both; give ospf: true or '
+                     'false for the link' % (index + 1, a, pa, b, pb))
+    return flags
+
+
+def _ospf_routers(spec, nodes, links):
+    """routing: ospf - one FRR instance per router (its frr.conf), and what each must learn: a
+    route to every subnet with a host on it, both families."""
+    ospf = dict(OSPF_DEFAULTS, **(spec.get('ospf') or {}))
+    try:
+        hello, dead = int(ospf['hello']), int(ospf['dead'])
+    except (TypeError, ValueError):
+        raise _error('ospf.hello and ospf.dead are whole seconds, e.g. {hello: 1, dead: 4}')
+    if not 0 < hello < dead:
+        raise _error('ospf.dead (%s s) must be longer than ospf.hello (%s s)' % (dead, hello))
+    routers = [name for name, node in nodes.items() if node['kind'] == 'router']
+    interfaces = {name: [] for name in routers}
+    linked = set()
+    host_subnets = []
+    for index, link in enumerate(links):
+        flags = _ospf_flags(index, link, nodes)
+        kinds = {nodes[node]['kind'] for node, _port in link['ends']}
+        if 'host' in kinds:
+            host_subnets += [str(pair[0].network) for _family, pair in sorted(link['addresses'].items())]
+        cost = int(link['cost']) if link['cost'] else None
+        for side, (node, port) in enumerate(link['ends']):
+            linked.add(node)
+            if nodes[node]['kind'] != 'router' or not flags[side]:
+                continue
+            other = link['ends'][1 - side][0]
+            interfaces[node].append({'name': port, 'cost': cost,
+                                     'mode': 'p2p' if nodes[other]['kind'] == 'router' else 'passive'})
+    for name in routers:
+        if name not in linked:
+            raise _error("router '%s' has no links: with routing: ospf every router needs one" % name)
+        if nodes[name]['netns'] is None:
+            raise _error("router '%s' is the lab host: routing: ospf runs FRR in each router's own namespace" % name)
+    loopbacks = _loopbacks(spec, routers)
+    instances = []
+    for index, name in enumerate(routers):
+        own_ipv4 = sorted(pair[side].ip for link in links for side, (node, _port) in enumerate(link['ends'])
+                          if node == name for family, pair in link['addresses'].items() if family == 'ipv4')
+        router_id = next((a.split('/')[0] for a in loopbacks[name] if ':' not in a), None) or \
+            (str(own_ipv4[0]) if own_ipv4 else '0.0.0.%d' % (index + 1))
+        config = render_ospf_router({'node': name, 'namespace': nodes[name]['netns'], 'router_id': router_id,
+                                     'loopback': loopbacks[name], 'interfaces': interfaces[name],
+                                     'hello': hello, 'dead': dead, 'area': str(ospf['area'])})
+        instances.append({'node': name, 'namespace': nodes[name]['netns'], 'config': config,
+                          'router_id': router_id, 'loopback': loopbacks[name]})
+    wanted = sorted(set(host_subnets))
+    waits = [{'namespace': nodes[name]['netns'], 'label': name, 'prefixes': wanted} for name in routers]
+    return instances, waits
+
+
 def _router_sysctls(spec):
     wanted = {key: '1' for key in FORWARDING_SYSCTLS}
     extra = spec.get('router_sysctls') or {}
@@ -291,6 +378,9 @@ def plan_lab(spec):
         raise _error('the topology must be a mapping with nodes and links')
     nodes = _nodes(spec)
     links = _links(spec, nodes)
+    routing = spec.get('routing') or 'static'
+    if routing not in ROUTINGS:
+        raise _error("routing is '%s'; it is one of %s" % (routing, ', '.join(ROUTINGS)))
     receivers = spec.get('receivers', 'gro')
     if receivers not in RECEIVERS:
         raise _error("receivers is '%s'; it is gro (every veth end accepts redirected frames) or none" % (receivers,))
@@ -301,6 +391,14 @@ def plan_lab(spec):
             raise _error("routes is 'computed' or a list of routes, each with node, dest and gateway")
         routes = _given_routes(spec, nodes)
         hops = _first_hops(nodes, links)[0]
+    frr, frr_waits = [], []
+    if routing == 'ospf':
+        if int((spec.get('extra_prefixes') or {}).get('count') or 0) > 0:
+            raise _error('extra_prefixes needs routing: static (with ospf, FRR decides every router\'s routes)')
+        frr, frr_waits = _ospf_routers(spec, nodes, links)
+        # FRR learns the routers' routes; the hosts keep theirs (a default route each).
+        routes = {name: node_routes if nodes[name]['kind'] == 'host' else []
+                  for name, node_routes in routes.items()}
     for name, extra in _extra_routes(spec, nodes, links, hops).items():
         routes[name] = routes[name] + extra
 
@@ -338,7 +436,11 @@ def plan_lab(spec):
             'lab_peers': peers[name],
             'lab_ipv4': first.get('ipv4'),
             'lab_ipv6': first.get('ipv6'),
+            'lab_routing': routing,
         }
+        for instance in frr:
+            if instance['node'] == name:
+                hosts[name].update(lab_router_id=instance['router_id'], lab_loopback=instance['loopback'])
         if node['kind'] == 'router':
             hosts[name]['router_interfaces'] = sorted(ports[name])
     # The lab host is the play's own host, not a netns host of the lab's inventory.
@@ -371,6 +473,11 @@ def plan_lab(spec):
                     for node in nodes.values() if node['kind'] == 'router'
                     for key, value in _router_sysctls(spec).items()],
         'nodes': hosts,
+        'routing': routing,
+        # The frr module's instances, and each router's configuration by node for the lab's directory.
+        'frr': [{'namespace': i['namespace'], 'config': i['config']} for i in frr],
+        'frr_configs': {i['node']: i['config'] for i in frr},
+        'frr_waits': frr_waits,
         'probes': probes,
         'inventory': inventory,
     }
