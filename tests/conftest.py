@@ -104,7 +104,21 @@ def _remove_prefixed(prefix):
             if prefix in name:
                 _bpf_pins.remove_pins(os.path.join(root, name))
         _bpf_pins.remove_empty_dir(root)
+    _remove_prefixed_frr(prefix)
     _remove_prefixed_links(prefix)
+
+
+def _remove_prefixed_frr(prefix):
+    """FRR instances (pathspaces) named with the prefix: stopped by their pids, directories gone."""
+    import shutil
+
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _frr
+
+    for root in (_frr.CONF_ROOT, _frr.RUN_ROOT):
+        for name in os.listdir(root) if os.path.isdir(root) else []:
+            if name.startswith(prefix):
+                _frr.stop_instance(name)
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def _remove_prefixed_links(prefix):
