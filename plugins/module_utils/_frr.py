@@ -43,12 +43,13 @@ KNOWN_DAEMONS = ('zebra', 'ospfd', 'ospf6d', 'staticd', 'bfdd', 'bgpd', 'ripd', 
 _VTY_ADDRESS = {'ospf6d': '::1', 'ripngd': '::1'}
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
-INSTALL_HINT = ("install Debian's frr package (apt-get install frr; the prerequisites role does it when the lab "
-                "has routing: ospf and its prerequisites are on)")
+INSTALL_HINT = ("install Debian's frr and frr-pythontools packages (apt-get install frr frr-pythontools; the "
+                "prerequisites role does it when the lab has routing: ospf and its prerequisites are on)")
 
 
 def frr_installed():
-    return all(os.access(os.path.join(FRR_BIN, name), os.X_OK) for name in ('frrinit.sh', 'watchfrr', 'zebra'))
+    return all(os.access(os.path.join(FRR_BIN, name), os.X_OK)
+               for name in ('frrinit.sh', 'watchfrr', 'zebra', 'frr-reload.py'))
 
 
 def conf_dir(name):
@@ -235,6 +236,14 @@ class FrrInstance:
         raise XdpkitError('FRR instance %s did not start within %d s (frrinit.sh: %s; its log: %s)' % (
             self.name, START_TIMEOUT, done.stdout.strip().replace('\n', '; '), _log_tail(self.name)))
 
+    def reload(self):
+        done = subprocess.run([os.path.join(FRR_BIN, 'frr-reload.py'), '--reload', '--pathspace', self.name,
+                               '--stdout', os.path.join(conf_dir(self.name), 'frr.conf')],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+        if done.returncode != 0:
+            raise XdpkitError('FRR instance %s did not take its new configuration (frr-reload.py: %s)' % (
+                self.name, ' | '.join(done.stdout.strip().splitlines()[-6:])))
+
     def remove(self):
         stopped = stop_instance(self.name)
         for directory in (conf_dir(self.name), run_dir(self.name)):
@@ -291,7 +300,7 @@ class FrrSetManager:
         if self.state == 'absent':
             return self._remove()
         if not frr_installed():
-            raise MissingDependency('FRR is not installed (no %s/watchfrr): %s' % (FRR_BIN, INSTALL_HINT))
+            raise MissingDependency('FRR is not installed (no %s/watchfrr or frr-reload.py): %s' % (FRR_BIN, INSTALL_HINT))
         for instance in self.instances:
             if not netns_exists(instance.namespace):
                 raise missing_netns_error(instance.namespace)
@@ -313,8 +322,16 @@ class FrrSetManager:
                     views.append(instance.view(running))
                     continue
                 fresh = not instance.exists()
-                if running or running_daemons(instance.name):
-                    stop_instance(instance.name)  # a new configuration: FRR starts over with it
+                if running and current['daemons'] == instance.files['daemons']:
+                    # The same daemons, a new configuration: FRR's own reload applies the difference
+                    # to the running daemons. A restart would also do, but OSPFv3 neighbours of FRR
+                    # 8.4 keep the flushed LSAs of a restarted router and ignore its new ones.
+                    instance.write()
+                    instance.reload()
+                    views.append(instance.view(instance.running()))
+                    continue
+                if running_daemons(instance.name):
+                    stop_instance(instance.name)  # other daemons: FRR starts over with them
                 instance.write()
                 made.append((instance, fresh))
                 views.append(instance.view(instance.start()))
