@@ -16,21 +16,22 @@ description:
   - Runs one FRR instance (zebra and the routing daemons, kept alive by watchfrr) inside each
     given network namespace, with the given C(frr.conf), and waits, bounded, until the routes
     it should learn are in each namespace's kernel routing table.
-  - An instance is an FRR "pathspace" named after its namespace (O(instances[].name)):
-    configuration in C(/etc/frr/NAME/), pid files, sockets and the log C(frr.log) in
+  - An instance is an FRR "pathspace" named after its namespace (O(instances[].name)), with its
+    configuration in C(/etc/frr/NAME/) and its pid files, sockets and log C(frr.log) in
     C(/var/run/frr/NAME/). Reach it with C(ip netns exec NAME vtysh -N NAME).
   - Started with Debian's C(/usr/lib/frr/frrinit.sh start NAME) (C(watchfrr --netns));
     stopped by the pids in its pid files, never by process name, so the system's own FRR and
     other labs' instances are never touched. A pathspace that this module did not make is
     refused.
   - The configuration is checked with C(vtysh --dryrun) before anything starts. A changed
-    configuration restarts that instance; an unchanged one with all its daemons running is
-    left alone (changed=false, nothing restarted).
+    configuration is applied to the running daemons with FRR's own C(frr-reload.py) (nothing
+    restarts; a changed O(instances[].daemons) restarts that instance); an unchanged one with all
+    its daemons running is left alone (changed=false, nothing restarted).
   - O(state=absent) stops the instances and removes their configuration and runtime
     directories.
 requirements:
-  - FRR 8 (Debian package C(frr)); the C(xdpkit.forwarding.prerequisites) role installs it
-    with O(ignore:prerequisites_frr=true) without starting the system's FRR.
+  - FRR 8 (Debian packages C(frr) and C(frr-pythontools)); the C(xdpkit.forwarding.prerequisites)
+    role installs them with O(ignore:prerequisites_frr=true) without starting the system's FRR.
   - pyroute2 (Debian package C(python3-pyroute2))
   - root privileges on the target
 options:
