@@ -58,7 +58,31 @@ def pytest_collection_finish(session):
 
     BASELINE.update(progs=set(bpf_run.prog_ids()), maps=set(bpf_run.map_ids()),
                     pins=set(_bpf_pins.pinned_files(_bpf_pins.PIN_ROOT)),
-                    locks=set(os.listdir('/run/xdpkit')) if os.path.isdir('/run/xdpkit') else set())
+                    locks=set(os.listdir('/run/xdpkit')) if os.path.isdir('/run/xdpkit') else set(),
+                    routing_daemons=set(routing_daemons()), frr_dirs=set(frr_dirs()))
+
+
+def routing_daemons():
+    """(pid, start time, executable) of every routing daemon running: FRR's, BIRD's."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            exe = os.readlink('/proc/%s/exe' % entry)
+            with open('/proc/%s/stat' % entry) as handle:
+                start = handle.read().rsplit(')', 1)[1].split()[19]
+        except OSError:
+            continue
+        if exe.startswith('/usr/lib/frr/') or os.path.basename(exe) in ('bird', 'bird6', 'zebra', 'ospfd'):
+            found.append((int(entry), start, exe))
+    return found
+
+
+def frr_dirs():
+    """Every FRR pathspace directory: configuration under /etc/frr, runtime (sockets) under /var/run/frr."""
+    return [os.path.join(root, name) for root in ('/etc/frr', '/var/run/frr')
+            for name in (os.listdir(root) if os.path.isdir(root) else []) if os.path.isdir(os.path.join(root, name))]
 
 
 # Reports a test wants in the run's output whatever its outcome (the differential test's

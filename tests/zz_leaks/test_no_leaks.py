@@ -5,7 +5,7 @@ import os
 import time
 
 import bpf_run
-from conftest import BASELINE, BPF_TEST_ROOT, TEST_PREFIX
+from conftest import BASELINE, BPF_TEST_ROOT, TEST_PREFIX, frr_dirs, routing_daemons
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_sys, _keeper
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
@@ -22,6 +22,18 @@ def test_no_namespace_link_or_pin_of_the_suite_remains():
     # Namespace locks (modules run through the netns connection) go with their namespace.
     locks = os.listdir('/run/xdpkit') if os.path.isdir('/run/xdpkit') else []
     assert not [n for n in locks if n.startswith('lock@' + TEST_PREFIX) and n not in BASELINE['locks']]
+
+
+def test_no_routing_daemon_or_its_sockets_remain():
+    """Every FRR the labs started was stopped (by its pid), and its pathspace went with it: no
+    configuration, pid file or vty / zserv socket of it is left."""
+    stray = sorted(set(routing_daemons()) - BASELINE['routing_daemons'])
+    assert not stray, 'routing daemons the suite started still run: %s' % ', '.join(
+        '%s (pid %d)' % (exe, pid) for pid, _start, exe in stray)
+    left = sorted(set(frr_dirs()) - BASELINE['frr_dirs'])
+    sockets = [os.path.join(d, f) for d in left for f in os.listdir(d) if f.endswith(('.vty', '.api'))]
+    assert not left, 'FRR directories the suite made are still there: %s (sockets: %s)' % (
+        ', '.join(left), ', '.join(sockets) or 'none')
 
 
 def test_no_keeper_is_left_running():
