@@ -191,7 +191,8 @@ class FrrInstance:
         self.daemons = ['zebra'] + sorted(set(daemons) - {'zebra'})
         self.config = params.get('config')
         self.files = None if self.config is None else {
-            'daemons': daemons_file(self.daemons), 'frr.conf': self.config, 'vtysh.conf': 'service integrated-vtysh-config\n'}
+            'daemons': daemons_file(self.daemons), 'frr.conf': self.config,
+            'vtysh.conf': 'service integrated-vtysh-config\n'}
 
     def exists(self):
         return os.path.isdir(conf_dir(self.name)) or os.path.isdir(run_dir(self.name))
@@ -300,7 +301,8 @@ class FrrSetManager:
         if self.state == 'absent':
             return self._remove()
         if not frr_installed():
-            raise MissingDependency('FRR is not installed (no %s/watchfrr or frr-reload.py): %s' % (FRR_BIN, INSTALL_HINT))
+            raise MissingDependency('FRR is not installed (no %s/watchfrr or frr-reload.py): %s' % (
+            FRR_BIN, INSTALL_HINT))
         for instance in self.instances:
             if not netns_exists(instance.namespace):
                 raise missing_netns_error(instance.namespace)
