@@ -38,4 +38,4 @@ def test_every_scenario_has_converge_and_verify():
     for scenario in SCENARIOS:
         for playbook in ('converge.yml', 'verify.yml'):
             assert os.path.isfile(os.path.join(ROOT, 'molecule', scenario, playbook)), (scenario, playbook)
-    assert set(SCENARIOS) == {'default', 'hardcoded', 'map', 'fib', 'fleet'}
+    assert set(SCENARIOS) == {'default', 'hardcoded', 'map', 'fib', 'fleet', 'ospf'}
