@@ -307,7 +307,8 @@ class FrrSetManager:
             if not netns_exists(instance.namespace):
                 raise missing_netns_error(instance.namespace)
             instance.check_ownership()
-            _check_config(instance.config)
+            if instance.current_files() != instance.files:
+                _check_config(instance.config)  # what runs already was checked when it was written
         before, after, views, made = [], [], [], []
         changed = False
         try:
