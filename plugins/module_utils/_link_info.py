@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""[Layer 3, managers] What a namespace's links look like (ifindex, MAC, addresses, XDP, counters), and how many
-datagrams its kernel forwarded: the facts the scenario roles build on."""
+"""[Layer 3, managers] What a namespace's links look like (ifindex, MAC, addresses, XDP, counters), how many
+datagrams its kernel forwarded, and on request its routes (who installed each: the kernel, FRR's OSPF, ...): the
+facts the scenario roles build on."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -30,6 +31,56 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 
 STAT_KEYS = ('rx_packets', 'tx_packets', 'rx_bytes', 'tx_bytes', 'rx_dropped', 'tx_dropped')
+# rtnetlink's route protocols (linux/rtnetlink.h RTPROT_*): who installed a route.
+ROUTE_PROTOCOLS = {0: 'unspec', 1: 'redirect', 2: 'kernel', 3: 'boot', 4: 'static', 16: 'dhcp', 42: 'babel',
+                   186: 'bgp', 187: 'isis', 188: 'ospf', 189: 'rip', 192: 'eigrp'}
+ROUTE_TYPES = {1: 'unicast', 2: 'local', 3: 'broadcast', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit'}
+
+
+RTA_NH_ID = 30
+
+
+def _is_nh_id(attr):
+    # pyroute2 0.7 has no name for RTA_NH_ID: it keeps it as an UNKNOWN attribute with its type.
+    name, value = attr[0], attr[1]
+    return name == 'RTA_NH_ID' or (name == 'UNKNOWN' and value.get('header', {}).get('type') == RTA_NH_ID)
+
+
+def describe_route(msg, ifname_of):
+    """One main-table route as plain data; a multipath route (or a nexthop group) lists every nexthop
+    (the kernel reports a nexthop object's members in the route, nexthop_compat_mode)."""
+    family = 'ipv4' if msg['family'] == 2 else 'ipv6'
+    dst = msg.get_attr('RTA_DST')
+    nexthops = []
+    multipath = msg.get_attr('RTA_MULTIPATH')
+    for hop in multipath or [msg]:
+        gateway = hop.get_attr('RTA_GATEWAY')
+        via = hop.get_attr('RTA_VIA')
+        if gateway is None and via:
+            gateway = via.get('addr')
+        index = hop['oif'] if multipath else msg.get_attr('RTA_OIF')
+        entry = {'gateway': gateway, 'device': ifname_of(index) if index else None}
+        if multipath:
+            entry['weight'] = hop['hops'] + 1
+        nexthops.append(entry)
+    return {
+        'dest': 'default' if dst is None and not msg['dst_len'] else '%s/%d' % (dst, msg['dst_len']),
+        'family': family,
+        'type': ROUTE_TYPES.get(msg['type'], str(msg['type'])),
+        'protocol': ROUTE_PROTOCOLS.get(msg['proto'], str(msg['proto'])),
+        'metric': msg.get_attr('RTA_PRIORITY'),
+        'nexthop_object': any(_is_nh_id(attr) for attr in msg['attrs']),
+        'nexthops': nexthops if nexthops != [{'gateway': None, 'device': None}] else [],
+    }
+
+
+def main_table_routes(ipr):
+    names = {msg['index']: msg.get_attr('IFLA_IFNAME') for msg in dump(ipr.get_links)}
+    routes = []
+    for family in (2, 10):
+        for msg in dump(ipr.get_routes, family=family, table=254):
+            routes.append(describe_route(msg, lambda index: names.get(index, str(index))))
+    return routes
 
 
 def parse_snmp(text):
@@ -87,6 +138,7 @@ class LinkInfoReader:
         if self.namespace:
             check_netns_name(self.namespace)
         self.names = [check_ifname(n) for n in params.get('names') or []]
+        self.routes = bool(params.get('routes'))
 
     def run(self):
         if self.namespace and not netns_exists(self.namespace):
@@ -107,8 +159,12 @@ class LinkInfoReader:
             if missing:
                 raise XdpkitError("interface '%s' does not exist in %s (existing: %s)" % (
                     missing[0], describe_ns(self.namespace), ', '.join(link_names(ipr))))
-        return {'changed': False, 'namespace': self.namespace, 'links': links,
-                'forwarded': forwarded_datagrams(self.namespace)}
+            routes = main_table_routes(ipr) if self.routes else None
+        result = {'changed': False, 'namespace': self.namespace, 'links': links,
+                  'forwarded': forwarded_datagrams(self.namespace)}
+        if routes is not None:
+            result['routes'] = routes
+        return result
 
     def _predicted(self, names, reason):
         return {'changed': False, 'namespace': self.namespace, 'links': {n: predicted_link(n) for n in names},

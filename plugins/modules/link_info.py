@@ -30,6 +30,12 @@ options:
     description: Only these links; each must exist. Omitted means all links.
     type: list
     elements: str
+  routes:
+    description:
+      - Also return the namespace's main routing table (RV(routes)), with who installed each route, e.g.
+        the routes FRR's OSPF learned in a lab router (C(protocol=ospf)).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - xdpkit.forwarding.attributes.INFO_MODULE
   - xdpkit.forwarding.attributes.action_group
@@ -74,6 +80,17 @@ namespace:
   description: The namespace, null for the host.
   returned: success
   type: str
+routes:
+  description:
+    - With O(routes=true), every route of the main table, both families. C(nexthops) lists each next hop
+      (C(gateway), C(device), and C(weight) for a multipath route or nexthop group); C(nexthop_object) says
+      whether the route uses one of the kernel's nexthop objects (as FRR's zebra installs them).
+  returned: with routes=true
+  type: list
+  elements: dict
+  sample:
+    - {dest: 10.86.0.10/31, family: ipv4, type: unicast, protocol: ospf, metric: 20, nexthop_object: true,
+       nexthops: [{gateway: 10.86.0.3, device: eth1, weight: 1}, {gateway: 10.86.0.5, device: eth2, weight: 1}]}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -90,6 +107,7 @@ def main():
         argument_spec=dict(
             namespace=dict(type='str'),
             names=dict(type='list', elements='str'),
+            routes=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )

@@ -9,7 +9,7 @@ import subprocess
 
 import yaml
 
-from conftest import ROOT, VENV_BIN, ansible_env, run_playbook
+from conftest import ROOT, VENV_BIN, ansible_env, run_module, run_playbook
 from test_lab_playbook import recap
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _frr
@@ -63,6 +63,12 @@ def test_chain_ospf_lab_converges_reruns_unchanged_and_leaves_nothing(cleanup, t
     far = {'10.85.0.12/30', 'fd00:85:0:3::/64', '10.85.255.3/32', 'fd00:85:ff::3/128'}
     assert far <= ospf_prefixes(namespace['r1'])
     assert {'10.85.0.0/30', 'fd00:85::/64'} <= ospf_prefixes(namespace['r3'])
+    # The collection's own link_info shows what FRR installed, through the kernel's nexthop objects.
+    shown = run_module('link_info', {'namespace': namespace['r1'], 'routes': True})
+    learned = {r['dest']: r for r in shown['routes'] if r['protocol'] == 'ospf'}
+    assert far <= set(learned), shown['routes']
+    assert learned['10.85.0.12/30']['nexthops'] == [{'gateway': '10.85.0.6', 'device': 'eth1'}]
+    assert learned['10.85.0.12/30']['nexthop_object'] is True
     running = frr_processes(names.prefix)
     assert sorted(set(running.values())) == sorted(namespace.values())
     # Readable beside the inventory: each router's frr.conf, and the inventory says how it routes.
