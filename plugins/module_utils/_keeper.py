@@ -501,13 +501,20 @@ def stop(timeout=5.0):
 
 def ensure():
     """A keeper of today's version runs: None when one already did, else the new one's pid
-    (an older one is stopped first; the leases bridge the moment between)."""
-    current = running()
-    if current and current.get('version') == keeper_version():
-        return None
-    if current:
-        stop()
-    return spawn()
+    (an older one is stopped first; the leases bridge the moment between).
+
+    One caller at a time: the router role attaches in many namespaces at once (forks), and
+    callers that all found an older keeper would each stop it and start one, the later ones
+    failing on the new keeper's lock before its record is there."""
+    os.makedirs(STATE_DIR, exist_ok=True)
+    with open(os.path.join(STATE_DIR, 'keeper-ensure.lock'), 'w') as serial:
+        fcntl.flock(serial, fcntl.LOCK_EX)
+        current = running()
+        if current and current.get('version') == keeper_version():
+            return None
+        if current:
+            stop()
+        return spawn()
 
 
 def _logger(stream):

@@ -139,6 +139,39 @@ def test_the_module_starts_one_keeper_and_a_rerun_keeps_it(routed):
         assert os.readlink('/proc/%d/ns/%s' % (routed.keeper_pid, kind)) == os.readlink('/proc/self/ns/' + kind)
 
 
+def test_callers_that_ensure_a_keeper_at_once_all_get_the_one_that_runs(keeper_free):
+    """The router role's forks attach in many namespaces at once: every one of them must find or
+    start the same keeper, none fail on another's fresh keeper."""
+    import multiprocessing
+
+    context = multiprocessing.get_context('fork')
+    start = context.Event()
+    answers = context.Queue()
+
+    def caller():
+        start.wait()
+        try:
+            answers.put(('pid', _keeper.ensure()))
+        except Exception as exc:  # what the module would have failed with
+            answers.put(('failed', str(exc)))
+
+    callers = [context.Process(target=caller) for _ in range(4)]
+    for process in callers:
+        process.start()
+    start.set()
+    results = [answers.get(timeout=30) for _ in callers]
+    for process in callers:
+        process.join(10)
+    try:
+        assert not [r for r in results if r[0] == 'failed'], results
+        current = _keeper.running()
+        assert current is not None
+        started = [pid for _kind, pid in results if pid is not None]
+        assert started == [current['pid']], 'one caller starts it, the others find it: %s' % results
+    finally:
+        _keeper.stop()
+
+
 def test_drift_reaches_the_port_table_within_a_second_whatever_made_it(routed):
     r, maps_dir = routed.r, routed.maps_dir
     follows(maps_dir, r, 'r0', 'the attach')
