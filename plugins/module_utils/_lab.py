@@ -40,6 +40,7 @@ def _predicted_end(end):
     # plan with (the same placeholders as link_info's prediction).
     return {'name': end['name'], 'namespace': end['namespace'], 'ifindex': 0, 'mtu': end['mtu'] or 1500,
             'mac': end['mac'] or PLACEHOLDER_MAC, 'link_state': end['link_state'] or 'up', 'gro': bool(end['gro']),
+            'tx_checksum': True if end['tx_checksum'] is None else end['tx_checksum'],
             'addresses': sorted(str(a) for a in end['addresses'] or ()), 'predicted': True}
 
 

@@ -187,11 +187,13 @@ def del_address(ipr, ifindex, iface):
              family=socket.AF_INET if iface.version == 4 else socket.AF_INET6)
 
 
-# -- GRO through the ethtool ioctl ------------------------------------------------------------
+# -- GRO and TX checksumming through the ethtool ioctl ------------------------------------------------------------
 # pyroute2 0.7 has no ethtool-netlink; the legacy ioctl is small and works in any kernel.
 SIOCETHTOOL = 0x8946
 ETHTOOL_GGRO = 0x2B
 ETHTOOL_SGRO = 0x2C
+ETHTOOL_GTXCSUM = 0x16
+ETHTOOL_STXCSUM = 0x17
 
 
 def _ethtool_value(namespace, ifname, cmd, data=0):
@@ -216,3 +218,11 @@ def get_gro(namespace, ifname):
 
 def set_gro(namespace, ifname, enabled):
     _ethtool_value(namespace, ifname, ETHTOOL_SGRO, 1 if enabled else 0)
+
+
+def get_tx_checksum(namespace, ifname):
+    return bool(_ethtool_value(namespace, ifname, ETHTOOL_GTXCSUM))
+
+
+def set_tx_checksum(namespace, ifname, enabled):
+    _ethtool_value(namespace, ifname, ETHTOOL_STXCSUM, 1 if enabled else 0)

@@ -381,6 +381,11 @@ def plan_lab(spec):
     routing = spec.get('routing') or 'static'
     if routing not in ROUTINGS:
         raise _error("routing is '%s'; it is one of %s" % (routing, ', '.join(ROUTINGS)))
+    # Every sender in a lab is a veth: with checksum offload on, the UDP and TCP it sends through an
+    # XDP redirect arrive unfinished (see the veth module's tx_checksum), so labs checksum in software.
+    tx_checksum = spec.get('tx_checksum', False)
+    if not isinstance(tx_checksum, bool):
+        raise _error('tx_checksum is true or false (checksum offload on every veth end; false by default)')
     receivers = spec.get('receivers', 'gro')
     if receivers not in RECEIVERS:
         raise _error("receivers is '%s'; it is gro (every veth end accepts redirected frames) or none" % (receivers,))
@@ -410,7 +415,8 @@ def plan_lab(spec):
         for side, (node, port) in enumerate(link['ends']):
             addresses = [str(link['addresses'][family][side]) for family in FAMILIES if family in link['addresses']]
             ports[node][port] = addresses
-            end = {'name': port, 'addresses': addresses, 'gro': True if receivers == 'gro' else None}
+            end = {'name': port, 'addresses': addresses, 'gro': True if receivers == 'gro' else None,
+                   'tx_checksum': tx_checksum}
             if nodes[node]['netns']:
                 end['namespace'] = nodes[node]['netns']
             ends.append(end)

@@ -23,9 +23,11 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import 
     del_address,
     get_addresses,
     get_gro,
+    get_tx_checksum,
     get_link,
     iproute,
     set_gro,
+    set_tx_checksum,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import (
     missing_netns_error,
@@ -42,6 +44,7 @@ def _end_spec():
         mac=dict(type='str'),
         link_state=dict(type='str', default='up', choices=['up', 'down']),
         gro=dict(type='bool'),
+        tx_checksum=dict(type='bool'),
     )
 
 
@@ -72,6 +75,7 @@ def wanted_end(spec):
         'mac': normalize_mac(spec['mac']) if spec.get('mac') else None,
         'link_state': spec.get('link_state'),
         'gro': spec.get('gro'),
+        'tx_checksum': spec.get('tx_checksum'),
     }
 
 
@@ -85,6 +89,7 @@ def end_view(current, addresses):
         'mac': current['mac'],
         'link_state': current['state'],
         'gro': current['gro'],
+        'tx_checksum': current['tx_checksum'],
         'addresses': sorted(str(a) for a in addresses),
     }
 
@@ -93,9 +98,9 @@ def converged_view(before, wanted, address_mode):
     """What an end looks like after convergence. `before` is None for a new end."""
     after = dict(before) if before else {
         'name': wanted['name'], 'namespace': wanted['namespace'], 'ifindex': None,
-        'mtu': 1500, 'mac': None, 'link_state': 'down', 'gro': False, 'addresses': [],
+        'mtu': 1500, 'mac': None, 'link_state': 'down', 'gro': False, 'tx_checksum': True, 'addresses': [],
     }
-    for field in ('mtu', 'mac', 'link_state', 'gro'):
+    for field in ('mtu', 'mac', 'link_state', 'gro', 'tx_checksum'):
         if wanted[field] is not None:
             after[field] = wanted[field]
     if wanted['addresses'] is not None:
@@ -143,6 +148,7 @@ class VethManager:
             link['namespace'] = end['namespace']
             link['addresses'] = get_addresses(ipr, link['ifindex'])
         link['gro'] = get_gro(end['namespace'], end['name'])
+        link['tx_checksum'] = get_tx_checksum(end['namespace'], end['name'])
         return link
 
     def _check_pair(self, local, peer):
@@ -206,6 +212,10 @@ class VethManager:
             if after['gro'] != old.get('gro', False):
                 # GRO on a veth end turns on NAPI, so it accepts redirected frames (5.13+).
                 set_gro(end['namespace'], end['name'], after['gro'])
+            if after['tx_checksum'] != old.get('tx_checksum', True):
+                # A veth hands its peer a UDP or TCP checksum left for offload (CHECKSUM_PARTIAL);
+                # a frame XDP redirects loses that state and arrives with the checksum unfinished.
+                set_tx_checksum(end['namespace'], end['name'], after['tx_checksum'])
             to_add, to_remove = address_changes(before, after)
             for iface in to_remove:
                 del_address(ipr, ifindex, iface)

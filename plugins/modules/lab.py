@@ -69,6 +69,9 @@ options:
       gro:
         description: Generic receive offload on this end (see M(xdpkit.forwarding.veth)).
         type: bool
+      tx_checksum:
+        description: TX checksumming on this end (see M(xdpkit.forwarding.veth)).
+        type: bool
       peer:
         description: The other end, with the same options as this one.
         type: dict
@@ -98,6 +101,9 @@ options:
             default: up
           gro:
             description: Generic receive offload on the peer end.
+            type: bool
+          tx_checksum:
+            description: TX checksumming on the peer end.
             type: bool
       address_mode:
         description: V(exact) or V(append), as for M(xdpkit.forwarding.veth).

@@ -53,6 +53,14 @@ options:
       - On a veth, GRO turns on NAPI, which lets the end receive frames that XDP redirects into
         its peer (kernel 5.13 and later), the alternative to an XDP program on it.
     type: bool
+  tx_checksum:
+    description:
+      - TX checksumming (checksum offload) on this end; omitted leaves it as it is (a new veth has it on).
+      - With it on, a veth hands its peer UDP and TCP segments whose checksum is left for offload; a
+        frame that XDP redirects on the way loses that state and arrives with the checksum
+        unfinished (the receiver counts a checksum error and drops it). Labs turn it off, as
+        containerlab does; ICMP is always checksummed in software.
+    type: bool
   peer:
     description: The other end of the pair.
     type: dict
@@ -82,6 +90,9 @@ options:
         default: up
       gro:
         description: Generic receive offload on the peer end, as for O(gro).
+        type: bool
+      tx_checksum:
+        description: TX checksumming on the peer end, as for O(tx_checksum).
         type: bool
   address_mode:
     description:
@@ -156,6 +167,9 @@ interface:
       type: str
     gro:
       description: Whether generic receive offload is on.
+      type: bool
+    tx_checksum:
+      description: Whether TX checksumming (checksum offload) is on.
       type: bool
     addresses:
       description: Addresses in CIDR notation, without IPv6 link-local ones.

@@ -11,9 +11,9 @@ import pytest
 from conftest import run_module
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._frr_config import render_ospf_router
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import main_table_routes
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 
-RTPROT_OSPF = 188
 
 
 def router_config(node, namespace, number, cost=None):
@@ -54,13 +54,9 @@ def waits(a, b):
 
 
 def ospf_routes(ns):
-    found = set()
+    """The prefixes FRR's OSPF installed in the namespace's main table, read as link_info reads them."""
     with iproute(ns) as ipr:
-        for family in (2, 10):
-            for msg in ipr.get_routes(family=family, table=254):
-                if msg['proto'] == RTPROT_OSPF:
-                    found.add('%s/%d' % (msg.get_attr('RTA_DST'), msg['dst_len']))
-    return found
+        return {route['dest'] for route in main_table_routes(ipr) if route['protocol'] == 'ospf'}
 
 
 def net_inode(pid):

@@ -13,20 +13,16 @@ from conftest import ROOT, VENV_BIN, ansible_env, run_module, run_playbook
 from test_lab_playbook import recap
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _frr
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import main_table_routes
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 
-RTPROT_OSPF = 188
 ROUTERS = ('r1', 'r2', 'r3')
 
 
 def ospf_prefixes(ns):
-    found = set()
+    """The prefixes FRR's OSPF installed in the namespace's main table, read as link_info reads them."""
     with iproute(ns) as ipr:
-        for family in (2, 10):
-            for msg in ipr.get_routes(family=family, table=254):
-                if msg['proto'] == RTPROT_OSPF:
-                    found.add('%s/%d' % (msg.get_attr('RTA_DST'), msg['dst_len']))
-    return found
+        return {route['dest'] for route in main_table_routes(ipr) if route['protocol'] == 'ospf'}
 
 
 def frr_processes(prefix):
