@@ -626,6 +626,8 @@ def test_ecmp_flows_take_the_port_the_kernel_picks(ecmp, redirect_log_factory):
         for family in (4, 6):
             for flow in range(FLOWS):
                 sock = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6, socket.SOCK_DGRAM)
+                if family == 6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind(('', 40000 + 97 * flow))
                 sockets.append((family, sock.getsockname()[1], PORT_BASE + 100 + flow, sock))
     to_node = {lab.port_to('r1', node): node for node in ('r2', 'r3')}
