@@ -30,7 +30,7 @@ import pytest
 from conftest import ROOT, Names, _remove_prefixed, in_ns, report, run_playbook
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import forwarded_datagrams
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, get_tx_checksum, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns, list_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
@@ -110,16 +110,16 @@ class Lab:
             ipr.link('set', index=get_link(ipr, port)['ifindex'], state='up' if up else 'down')
 
 
-def checksums_in_software(lab):
-    """Every veth end of the lab computes its transport checksums itself (ethtool tx off).
+def assert_checksums_in_software(lab):
+    """The lab made every veth end compute its transport checksums itself (tx_checksum off).
     With tx checksumming on, a UDP datagram leaves h1 with CHECKSUM_PARTIAL (the checksum field
     holds only the pseudo-header sum; veth never finishes it, its peer just trusts it). An XDP
-    redirect turns the frame into an xdp_frame, which has no ip_summed, so h2 receives it as a
-    frame with a wrong checksum and drops it (UdpInCsumErrors). A NIC finishes the checksum
-    on the wire; a lab of veths has to do it in software."""
-    for host in lab.hosts.values():
-        for port in host['lab_ports']:
-            in_ns(host['ansible_netns'], 'ethtool', '-K', port, 'tx', 'off')
+    redirect turns the frame into an xdp_frame, which has no ip_summed, so h2 received it as a
+    frame with a wrong checksum and dropped it (UdpInCsumErrors): the streams below lost every
+    datagram before the lab turned it off."""
+    on = ['%s:%s' % (name, port) for name, host in lab.hosts.items() for port in host['lab_ports']
+          if get_tx_checksum(host['ansible_netns'], port)]
+    assert not on, 'tx checksumming is on at %s' % ', '.join(on)
 
 
 def build_lab(tmp_path_factory, suffix, extra):
@@ -134,7 +134,7 @@ def build_lab(tmp_path_factory, suffix, extra):
         rc, out, err = run_playbook('playbooks/lab.yml', lab_vars)
         assert rc == 0, out[-4000:] + err[-2000:]
         lab = Lab(names, inventory, load_inventory(inventory))
-        checksums_in_software(lab)
+        assert_checksums_in_software(lab)
         lab.router_playbook()
         assert all(all(lab.attached(router)) for router in ROUTERS)
         yield lab
