@@ -860,7 +860,8 @@ def main(argv=None):
         parser.error('frame sizes must be between 64 and 1514 bytes')
 
     bed = Bed(args.prefix, args.previous_router and os.path.abspath(args.previous_router))
-    results = {'previous_router': bed.previous_router,'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    results = {'previous_router': bed.previous_router,
+               'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                'machine': machine(), 'packets': args.packets, 'runs': args.runs, 'sizes': args.sizes,
                'min_seconds': args.min_seconds,
                'rates': {}, 'cost': {}}
