@@ -59,10 +59,16 @@ MODES = ('kernel4', 'kernel6', 'hardcoded', 'map', 'fib4', 'fib6', 'limit')
 # source with a second FIB lookup, as the router always does.
 # fib4_floor: the least a bpf_fib_lookup() router can do (benchmarks/baseline/xdp_router_floor.c),
 # so kernel4 / fib4_floor is the most any such router can reach here.
+# fib4 runs with rp_filter 0 and accept_local 0 (Linux's default), where Linux checks only
+# whether the source is one of its addresses and the router does the same (the local table);
+# fib4_floor_addr: the floor plus that address check, the least such a router can cost.
+# With --previous-router, *_prev modes run that source (another revision's router) beside.
 ONE_CPU_MODES = ('limit', 'kernel4', 'kernel6', 'fib4', 'fib6', 'fib4_before', 'fib6_before', 'kernel4_strict',
-                 'fib4_strict', 'fib4_floor')
+                 'fib4_strict', 'fib4_floor', 'fib4_floor_addr')
+PREVIOUS_MODES = ('fib4_prev', 'fib4_strict_prev')
 BASELINE_ROUTER = os.path.join(HERE, 'baseline', 'xdp_router.c')
 FLOOR_ROUTER = os.path.join(HERE, 'baseline', 'xdp_router_floor.c')
+FLOOR_ADDR_ROUTER = os.path.join(HERE, 'baseline', 'xdp_router_floor_addr.c')
 GEN_MAC = '02:bb:00:00:01:02'
 HOST_G_MAC = '02:bb:00:00:01:01'
 HOST_S_MAC = '02:bb:00:00:02:01'
@@ -136,8 +142,9 @@ def playbook(path, extra_vars, label, compiles=None):
 
 # -- the test bed ------------------------------------------------------------------------------
 class Bed:
-    def __init__(self, prefix):
+    def __init__(self, prefix, previous_router=None):
         self.prefix = prefix
+        self.previous_router = previous_router
         self.gen_ns, self.sink_ns = prefix + '-gen', prefix + '-sink'
         self.port_g, self.port_s = prefix + '-g', prefix + '-s'
         self.maps_dir = '/sys/fs/bpf/xdpkit/%s-maps' % prefix
@@ -194,8 +201,8 @@ class Bed:
         port = {'interface': self.port_g, 'maps_dir': self.maps_dir}
         # The port is the bench's own: its rp_filter can change without touching the host's.
         with open('/proc/sys/net/ipv4/conf/%s/rp_filter' % self.port_g, 'w') as handle:
-            handle.write('1' if mode.endswith('_strict') else '0')
-        mode = mode[:-len('_strict')] if mode.endswith('_strict') else mode
+            handle.write('1' if '_strict' in mode else '0')
+        mode = mode.replace('_strict', '')
         if mode.startswith('kernel'):
             module('xdp_program', program='xdp_pass', **port)
         elif mode == 'limit':
@@ -213,6 +220,11 @@ class Bed:
             # The host's own netfilter state is part of what is measured, not a reason to stop.
             if mode.endswith('_before'):
                 module('xdp_program', src=BASELINE_ROUTER, function='xdp_router', netfilter='bypass', **port)
+            elif mode.endswith('_prev'):
+                module('xdp_program', src=self.previous_router, function='xdp_router', netfilter='bypass', **port)
+            elif mode.endswith('_floor_addr'):
+                module('xdp_program', src=FLOOR_ADDR_ROUTER, function='xdp_router_floor_addr', netfilter='bypass',
+                       **port)
             elif mode.endswith('_floor'):
                 module('xdp_program', src=FLOOR_ROUTER, function='xdp_router_floor', netfilter='bypass', **port)
             else:
@@ -432,10 +444,11 @@ def measure(bed, generator, mode, size, packets, min_seconds=0.0):
 def one_cpu_costs(bed, generators, packets, runs, cost_repeat, min_seconds):
     """Delivered Mpps at 64 bytes with everything on the generator's CPU, modes interleaved
     run by run; per-packet cost of each forwarding path beyond the generator's own."""
-    samples = {mode: [] for mode in ONE_CPU_MODES}
+    modes = one_cpu_modes(bed)
+    samples = {mode: [] for mode in modes}
     cost = {}
     for run in range(runs):
-        for mode in ONE_CPU_MODES:
+        for mode in modes:
             bed.configure(mode)
             unthread_napi(bed)
             generator = generators[6 if '6' in mode else 4]
@@ -456,16 +469,30 @@ def one_cpu_costs(bed, generators, packets, runs, cost_repeat, min_seconds):
         if mode != 'limit' and point['median_mpps'] > 0:
             point['path_ns'] = 1e3 / point['median_mpps'] - 1e3 / limit
     ratios = {}
-    for kernel_mode, routers in (('kernel4', ('fib4', 'fib4_before', 'fib4_floor')),
+    for kernel_mode, routers in (('kernel4', ('fib4', 'fib4_before', 'fib4_floor', 'fib4_floor_addr', 'fib4_prev')),
                                  ('kernel6', ('fib6', 'fib6_before')),
-                                 ('kernel4_strict', ('fib4_strict',))):
-        kernel = result['modes'][kernel_mode].get('path_ns')
+                                 ('kernel4_strict', ('fib4_strict', 'fib4_strict_prev')),
+                                 # The router over the least a router with Linux's address check costs.
+                                 ('fib4', ('fib4_floor_addr',)), ('fib4_strict', ('fib4_strict_prev',)),
+                                 ('fib4_prev', ('fib4',))):
+        kernel = result['modes'].get(kernel_mode, {}).get('path_ns')
         for router in routers:
-            path = result['modes'][router].get('path_ns')
+            path = result['modes'].get(router, {}).get('path_ns')
             if kernel and path and path > 0:
                 ratios['%s_over_%s' % (kernel_mode, router)] = kernel / path
     result['ratios'] = ratios
     return result
+
+
+def configuration(mode):
+    """The forwarding port's IPv4 source-check settings a mode runs with, for the tables."""
+    if mode == 'limit' or '6' in mode:
+        return '-'
+    return 'rp_filter %d, accept_local 0' % (1 if '_strict' in mode else 0)
+
+
+def one_cpu_modes(bed):
+    return ONE_CPU_MODES + (PREVIOUS_MODES if bed.previous_router else ())
 
 
 def without_source_check(bed, repeat):
@@ -697,19 +724,21 @@ def markdown(results):
                   'Generator and the whole forwarding path on CPU %d (NAPI in softirq), 64 B, median of %d runs '
                   '(modes interleaved). Per-packet cost of the path beyond the generator = 1/delivered - 1/limit.'
                   % (results['how']['generator_cpu'], results['runs']), '',
-                  '| mode | delivered Mpps | loss | path ns/packet | program ns/packet (BPF_PROG_RUN) |',
-                  '|---|---|---|---|---|']
-        for mode in ONE_CPU_MODES:
+                  '| mode | IPv4 source check settings | delivered Mpps | loss | path ns/packet | '
+                  'program ns/packet (BPF_PROG_RUN) |',
+                  '|---|---|---|---|---|---|']
+        for mode in [m for m in ONE_CPU_MODES + PREVIOUS_MODES if m in one['modes']]:
             point = one['modes'][mode]
             cost = one['cost'].get(mode)
-            lines.append('| %s | %.3f | %.1f%% | %s | %s |' % (
-                mode, point['median_mpps'], 100 * point['median_loss'],
+            lines.append('| %s | %s | %.3f | %.1f%% | %s | %s |' % (
+                mode, configuration(mode), point['median_mpps'], 100 * point['median_loss'],
                 '%.0f' % point['path_ns'] if 'path_ns' in point else '-',
                 '%.0f' % cost['ns_per_packet'] if cost else '-'))
         if 'fib4_without_source_check' in one['cost']:
             with_check = one['cost']['fib4']['ns_per_packet']
             without = one['cost']['fib4_without_source_check']['ns_per_packet']
-            lines += ['', 'IPv4 source validation (the reverse FIB lookup) costs %.0f ns of the router\'s %.0f ns '
+            lines += ['', 'IPv4 source validation with rp_filter 0 (the address check; the reverse FIB lookup before '
+                      'the local source table) costs %.0f ns of the router\'s %.0f ns '
                       '(%.0f ns with it off, as Linux with rp_filter 0 and accept_local 1 checks nothing either).' % (
                           with_check - without, with_check, without)]
         r = one['ratios']
@@ -718,6 +747,20 @@ def markdown(results):
                       r.get('kernel4_over_fib4', 0), r.get('kernel4_over_fib4_before', 0),
                       r.get('kernel6_over_fib6', 0), r.get('kernel6_over_fib6_before', 0),
                       r.get('kernel4_strict_over_fib4_strict', 0))]
+        if 'fib4_over_fib4_floor_addr' in r:
+            costs = one['cost']
+            lines += ['', 'With rp_filter 0 and accept_local 0 (fib4, Linux\'s default) the router checks a source as '
+                      'Linux does there: is it one of the namespace\'s addresses. Router / (floor + that check): '
+                      '%.2fx per packet of path (%.0f / %.0f ns), %.2fx of BPF_PROG_RUN (%.0f / %.0f ns).' % (
+                          r['fib4_over_fib4_floor_addr'], one['modes']['fib4']['path_ns'],
+                          one['modes']['fib4_floor_addr']['path_ns'],
+                          costs['fib4']['ns_per_packet'] / costs['fib4_floor_addr']['ns_per_packet'],
+                          costs['fib4']['ns_per_packet'], costs['fib4_floor_addr']['ns_per_packet'])]
+        if 'fib4_strict_over_fib4_strict_prev' in r:
+            lines += ['', 'Beside the router of --previous-router (%s): fib4 %.2fx of its cost (rp_filter 0), '
+                      'fib4_strict %.2fx (rp_filter 1); kernel4 / fib4_prev = %.2fx.' % (
+                          results.get('previous_router'), 1 / r['fib4_prev_over_fib4'],
+                          r['fib4_strict_over_fib4_strict_prev'], r.get('kernel4_over_fib4_prev', 0))]
         if 'kernel4_over_fib4_floor' in r:
             lines += ['', 'The floor under any router on bpf_fib_lookup() (fib4_floor: one lookup, MACs, TTL, '
                       'redirect; no checks, no counters): kernel4 / fib4_floor = %.2fx, the most such a router can '
@@ -806,6 +849,8 @@ def main(argv=None):
                         help='site.yml cycles (converge, re-run, teardown) of the full control plane; medians reported')
     parser.add_argument('--handover', type=int, default=20,
                         help='router replaces under a steady stream (frames lost per replace); 0 skips them')
+    parser.add_argument('--previous-router', help='an xdp_router.c of another revision (its xdpkit.h beside it), run '
+                        'beside the current one in the one-CPU section (fib4_prev, fib4_strict_prev)')
     parser.add_argument('--prefix', default='bench', help='prefix of namespace and link names')
     parser.add_argument('--out', default=os.path.join(HERE, 'results'), help='output directory')
     args = parser.parse_args(argv)
@@ -814,8 +859,9 @@ def main(argv=None):
     if min(args.sizes) < 64 or max(args.sizes) > 1514:
         parser.error('frame sizes must be between 64 and 1514 bytes')
 
-    bed = Bed(args.prefix)
-    results = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    bed = Bed(args.prefix, args.previous_router and os.path.abspath(args.previous_router))
+    results = {'previous_router': bed.previous_router,
+               'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                'machine': machine(), 'packets': args.packets, 'runs': args.runs, 'sizes': args.sizes,
                'min_seconds': args.min_seconds,
                'rates': {}, 'cost': {}}

@@ -17,10 +17,13 @@
  *     multicast): Linux forwards only PACKET_HOST frames;
  *   - IPv4 destinations never routed as unicast: 0/8, 127/8, multicast, 255.255.255.255;
  *   - martian IPv4 sources (0/8, 127/8, multicast, 255.255.255.255) and refused IPv6 ones;
- *   - IPv4 source validation (fib_validate_source): a reverse lookup of the source from the
- *     egress port, as the kernel does it. A local or broadcast source (unless accept_local)
- *     and, with rp_filter, a source without a unicast route back (strict: back through the
- *     ingress port) are the kernel's to drop;
+ *   - IPv4 source validation (fib_validate_source): where Linux makes its fast check
+ *     (rp_filter 0, no custom local routes, rules or realms), "is the source one of the
+ *     namespace's addresses", from local_addrs (kept by the keeper); elsewhere, and whenever
+ *     that table's lease ran out, a reverse lookup of the source from the egress port, as
+ *     the kernel's full check. A local or broadcast source (unless accept_local) and, with
+ *     rp_filter, a source without a unicast route back (strict: back through the ingress
+ *     port) are the kernel's to drop;
  *   - routes of type unreachable and prohibit (and no route): the kernel sends the ICMP error;
  *   - a next hop out of the ingress port: the kernel forwards and sends an ICMP redirect;
  *   - ICMP and ICMPv6 errors, redirects included: over a multipath route the kernel hashes the header they quote
@@ -41,7 +44,9 @@
  *     padding other than six Pad1 or one four-byte PadN, go to the kernel.
  * And one that is not: the port table (rp_filter, accept_local, MAC), which xdp_program
  * writes when it attaches and the keeper keeps current (within a second of a change); an
- * entry the keeper has not vouched for within its lease sends every frame to the kernel.
+ * entry the keeper has not vouched for within its lease sends every frame to the kernel. The
+ * same holds for local_addrs and local_state (addresses, custom local routes and rules):
+ * without a lease the router makes the full reverse lookup.
  * Not modelled, so do not attach it where they matter: multicast routing, proxy_ndp, IPsec
  * policies, netfilter and traffic control (the xdp_program module refuses to attach over
  * either). Multipath routes pick the path the kernel picks with fib_multipath_hash_policy 0
@@ -98,6 +103,8 @@
 
 XDPKIT_EGRESS_PORTS(tx_ports, 256);
 XDPKIT_PORT_TABLE(ports, 256);
+/* Sized for a router namespace's addresses and broadcast routes; the keeper says when more do not fit. */
+XDPKIT_LOCAL_SOURCES(4096);
 
 /* RFC 1624 incremental update for a TTL decrement, as the kernel's ip_decrease_ttl(). */
 static __always_inline void ipv4_decrease_ttl(struct iphdr *iph)
@@ -269,19 +276,70 @@ static __always_inline int fib_failure_action(int rc)
 	return XDP_PASS;
 }
 
-/* fib_validate_source() for a frame the kernel would route out of `egress`: may XDP forward
- * it? The reverse lookup runs as the kernel's does (from the egress port, source and
- * destination swapped); 0 means "the kernel's call", never "drop". */
+/* fib_validate_source() (net/ipv4/fib_frontend.c, 6.x) for a frame the kernel would route out
+ * of `egress`: may XDP forward it? 0 means "the kernel's call", never "drop". Linux's function
+ * has a fast path and a full check:
+ *
+ *	int r = secpath_exists(skb) ? 0 : IN_DEV_RPFILTER(idev);
+ *	if (!r && !fib_num_tclassid_users(net) &&
+ *	    (dev->ifindex != oif || !IN_DEV_TX_REDIRECTS(idev))) {
+ *		if (IN_DEV_ACCEPT_LOCAL(idev))
+ *			goto ok;
+ *		if (net->ipv4.fib_has_custom_local_routes || fib4_has_custom_rules(net))
+ *			goto full_check;
+ *		if (inet_lookup_ifaddr_rcu(net, src))
+ *			return -EINVAL;
+ *	ok:	...return 0;
+ *	}
+ *	full_check:
+ *	return __fib_validate_source(...);
+ *
+ * An XDP frame has no secpath, and oif == the ingress port never gets here (the caller hands
+ * a hairpin to the kernel), so the fast path's test is rp_filter 0 and no realms. What the
+ * fast path needs from the namespace (its addresses, whether it has custom local routes,
+ * custom rules or realms) is in local_addrs and local_state, which the keeper keeps and
+ * vouches for; when nobody vouches for them lately, the full check decides. */
 static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *iph, struct xdpkit_port *port,
 					     struct bpf_fib_lookup *fwd, __u32 egress)
 {
 	struct bpf_fib_lookup rev = {};
+	struct xdpkit_local_state *local;
+	__be32 saddr = iph->saddr;
+	u32 zero = 0;
 	int rc;
 
-	/* With rp_filter off and local sources accepted, Linux checks nothing: neither do we. */
-	if (!port->rp_filter && port->accept_local)
-		return 1;
+	/* `if (!r && !fib_num_tclassid_users(net) && (dev->ifindex != oif || ...))`: the fast path. */
+	if (!port->rp_filter) {
+		local = local_state.lookup(&zero);
+		if (local && bpf_ktime_get_ns() < local->vouched_until) {
+			if (!(local->full_check & XDPKIT_FULL_TCLASSID)) {
+				/* `if (IN_DEV_ACCEPT_LOCAL(idev)) goto ok;`: Linux checks nothing. */
+				if (port->accept_local)
+					return 1;
+				/* `if (net->ipv4.fib_has_custom_local_routes ||
+				 * fib4_has_custom_rules(net)) goto full_check;` (and a non-unicast
+				 * route that no /32 entry can stand for: the full check too). */
+				if (!local->full_check) {
+					/* `if (inet_lookup_ifaddr_rcu(net, src)) return -EINVAL;`: a
+					 * source that is one of ours is martian. The table also holds
+					 * the /32 non-unicast routes (subnet broadcasts...), which the
+					 * fast path accepts and the full check refuses: those go to the
+					 * kernel too, so a flag set before the keeper watched costs a
+					 * hand-over, never a frame Linux would drop. */
+					return !local_addrs.lookup(&saddr);
+				}
+			}
+		} else if (port->accept_local) {
+			/* `if (IN_DEV_ACCEPT_LOCAL(idev)) goto ok;` without word on realms: as before
+			 * the local table, the usual case (realms are rare). */
+			return 1;
+		}
+	}
 
+	/* `full_check: return __fib_validate_source(...)`: a reverse lookup of the source from the
+	 * egress port (source and destination swapped), as the kernel's. Also the path when the
+	 * local table's lease ran out: slower, never wrong. With realms, rp_filter 0 and
+	 * accept_local 1, a local source's NOT_FWDED goes to the kernel (it accepts it). */
 	rev.family = AF_INET;
 	rev.tos = iph->tos;
 	rev.l4_protocol = iph->protocol;
@@ -294,19 +352,21 @@ static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *i
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
-		/* A unicast route back: the source is not local. Strict mode wants it back
-		 * through the ingress port; loose (and off) is content with any. */
+		/* `if (res.type != RTN_UNICAST ...) goto e_inval;` passed: a unicast route back.
+		 * Strict mode (`if (rpf == 1) goto e_rpf;` unless the route uses the ingress
+		 * port) wants it back through the ingress port; loose and off take any. */
 		if (port->rp_filter == 1)
 			return rev.ifindex == ctx->ingress_ifindex;
 		return 1;
 	case BPF_FIB_LKUP_RET_BLACKHOLE:
 	case BPF_FIB_LKUP_RET_UNREACHABLE:
 	case BPF_FIB_LKUP_RET_PROHIBIT:
-		/* No usable route back: rp_filter drops it, without rp_filter it is fine. */
+		/* `if (fib_lookup(...)) goto last_resort;`: `if (rpf) goto e_rpf;` else fine. */
 		return !port->rp_filter;
 	default:
-		/* NOT_FWDED: a local or broadcast source (martian unless accept_local) or no
-		 * route back at all; FWD_DISABLED and the rest: let the kernel judge. */
+		/* NOT_FWDED: a local or broadcast source (`res.type != RTN_UNICAST`, martian
+		 * unless accept_local) or no route back at all; FWD_DISABLED and the rest: let
+		 * the kernel judge. */
 		return 0;
 	}
 }

@@ -75,6 +75,43 @@ static __always_inline int xdpkit_vouched(struct xdpkit_port *port)
 #define XDPKIT_PORT_TABLE(_name, _max_entries) \
 	BPF_TABLE_PINNED("hash", u32, struct xdpkit_port, _name, _max_entries, XDPKIT_MAPS_DIR "/" #_name)
 
+/* The namespace's own IPv4 addresses, for the cheap source check Linux makes where it makes
+ * no reverse lookup (fib_validate_source() with rp_filter 0: "is the source one of ours?").
+ * Two maps pinned in XDPKIT_MAPS_DIR under fixed names, which the keeper fills and vouches for
+ * (_local_sources.py):
+ *   local_addrs  hash: source address (network order) -> struct xdpkit_local_addr; every
+ *                IFA_LOCAL address of the router's namespace, and the /32 destinations of its
+ *                routes of a type other than unicast (broadcast, local, multicast...), whose
+ *                sources Linux refuses when it does make the full check;
+ *   local_state  array of one: what the table is worth (struct xdpkit_local_state).
+ * A router without a vouched local_state makes the full reverse lookup, as before. (The paths
+ * are written "/" "name" so that only a program that uses the macro declares these pins:
+ * _bpf_source finds them by the macro's name.) */
+#define XDPKIT_LOCAL_ADDRESS 1	/* an address of the namespace (inet_lookup_ifaddr_rcu() finds it) */
+#define XDPKIT_LOCAL_ROUTE 2	/* the /32 destination of a non-unicast route */
+
+struct xdpkit_local_addr {
+	__u32 kind;		/* XDPKIT_LOCAL_ADDRESS | XDPKIT_LOCAL_ROUTE */
+};
+
+/* Why the namespace needs the full check (bits of xdpkit_local_state.full_check). */
+#define XDPKIT_FULL_CUSTOM_LOCAL_ROUTES 1	/* net->ipv4.fib_has_custom_local_routes */
+#define XDPKIT_FULL_CUSTOM_RULES 2		/* fib4_has_custom_rules(net) */
+#define XDPKIT_FULL_TCLASSID 4			/* fib_num_tclassid_users(net): routes or rules with realms */
+#define XDPKIT_FULL_WIDE_ROUTES 8		/* a non-unicast route wider than /32: no table holds it */
+
+struct xdpkit_local_state {
+	__u64 vouched_until;	/* CLOCK_MONOTONIC ns, as xdpkit_port's: the keeper read the
+				 * namespace's addresses, routes and rules then and renews it */
+	__u32 full_check;	/* XDPKIT_FULL_* bits; 0: the address table decides */
+	__u32 addresses;	/* entries in local_addrs, for people reading the map */
+};
+
+#define XDPKIT_LOCAL_SOURCES(_max_entries) \
+	BPF_TABLE_PINNED("hash", __be32, struct xdpkit_local_addr, local_addrs, _max_entries, \
+			 XDPKIT_MAPS_DIR "/" "local_addrs"); \
+	BPF_TABLE_PINNED("array", u32, struct xdpkit_local_state, local_state, 1, XDPKIT_MAPS_DIR "/" "local_state")
+
 /* Every return goes through here, so the counters see exactly the actions taken. */
 static __always_inline int xdpkit_record(struct xdp_md *ctx, u32 action)
 {

@@ -24,6 +24,9 @@ _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"\s*$')
 _DEVMAP_HASH_RE = re.compile(
     r'^\s*XDPKIT_(?:DEVMAP_HASH|EGRESS_PORTS)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
 _PORT_TABLE_RE = re.compile(r'^\s*XDPKIT_PORT_TABLE\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
+_LOCAL_SOURCES_RE = re.compile(r'^\s*XDPKIT_LOCAL_SOURCES\(\s*[0-9]+\s*\)', re.M)
+# The maps XDPKIT_LOCAL_SOURCES pins in maps_dir under fixed names (_local_sources fills them).
+LOCAL_SOURCE_MAPS = ('local_addrs', 'local_state')
 _EGRESS_PORTS_RE = re.compile(r'^\s*XDPKIT_EGRESS_PORTS\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
 _PINNED_TABLE_RE = re.compile(r'(XDPKIT_PIN_DIR|XDPKIT_MAPS_DIR)\s*"/([A-Za-z0-9_.-]+)"')
 _COMMENT_RE = re.compile(r'/\*.*?\*/|//[^\n]*', re.S)
@@ -117,6 +120,8 @@ def pin_declarations(text):
     'pin_dir' (this instance's) or 'maps_dir' (shared)."""
     shared = devmap_hash_declarations(text) + port_table_declarations(text)
     pins = {('maps_dir', name) for name, _size in shared}
+    if _LOCAL_SOURCES_RE.search(text):
+        pins.update(('maps_dir', name) for name in LOCAL_SOURCE_MAPS)
     for directory, name in _PINNED_TABLE_RE.findall(text):
         pins.add(('pin_dir' if directory == 'XDPKIT_PIN_DIR' else 'maps_dir', name))
     return sorted(pins)

@@ -35,7 +35,7 @@ import socket
 import sys
 import time
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease, _ownership, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease, _local_sources, _ownership, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_pins import PIN_ROOT, pinned_files
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import libc
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump, iproute, link_to_dict
@@ -54,12 +54,18 @@ running = _lease.running
 EX_TEMPFAIL = 75
 
 # rtnetlink multicast groups whose messages may change a port's entry: links (MAC, name,
-# deletion), IPv4 addresses (loose rp_filter on a port without one is strict), and IPv4
-# netconf (rp_filter; accept_local is not announced, so the INTERVAL re-read finds it).
+# deletion), IPv4 addresses (loose rp_filter on a port without one is strict; the local source
+# table), and IPv4 netconf (rp_filter; accept_local is not announced, so the INTERVAL re-read
+# finds it); and the local source table's: IPv4 routes and rules (custom local routes and rules).
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV4_RULE = 0x80
 RTNLGRP_IPV4_NETCONF = 24
-EVENT_GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | (1 << (RTNLGRP_IPV4_NETCONF - 1))
+EVENT_GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_RULE | \
+    (1 << (RTNLGRP_IPV4_NETCONF - 1))
+# A namespace's addresses, routes and rules are read again on its events, and at least this often.
+LOCAL_REFRESH_SECONDS = 2.0
 NETLINK_ROUTE = 0
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
@@ -153,6 +159,9 @@ class Keeper:
         self.kept = {'ports': 0, 'namespaces': 0, 'routers': 0}
         self.last_change = None  # (time.time(), what) of the last entry rewritten or removed
         self.stopping = False
+        self.sticky = {}       # namespace -> full-check bits the kernel never resets (_local_sources.STICKY)
+        self.local_views = {}  # namespace -> (time.monotonic(), wanted() of its local sources)
+        self.local_tables = {}  # maps_dir -> the local source table last written (to log changes)
 
     def changed(self, text):
         self.log(text)
@@ -172,7 +181,7 @@ class Keeper:
                     views[namespace] = {}
             return views[namespace]
 
-        kept, spaces = 0, set()
+        kept, spaces, homes = 0, set(), {}
         for maps_dir, router in sorted(found.items()):
             for table in router['tables']:
                 for ifindex, entry in _ports.read_entries(table):
@@ -197,9 +206,45 @@ class Keeper:
                         continue
                     kept += 1
                     spaces.add(namespace)
+                    homes.setdefault(maps_dir, set()).add(namespace)
         self.kept = {'ports': kept, 'namespaces': len(spaces), 'routers': len(found)}
         self._follow(spaces)
+        for maps_dir, router_spaces in sorted(homes.items()):
+            self._keep_local_sources(maps_dir, router_spaces)
         return kept
+
+    def _local_view(self, namespace):
+        """wanted() of a namespace's local sources: read again after its events, or when older
+        than LOCAL_REFRESH_SECONDS."""
+        cached = self.local_views.get(namespace)
+        if cached and time.monotonic() - cached[0] < LOCAL_REFRESH_SECONDS:
+            return cached[1]
+        read_at = time.monotonic()
+        view = _local_sources.wanted(*_local_sources.read_namespace(namespace), sticky=self.sticky.get(namespace, 0))
+        # Only while the keeper follows the namespace: what it saw then is what the kernel has.
+        if namespace in self.sockets:
+            self.sticky[namespace] = self.sticky.get(namespace, 0) | (view['full_check'] & _local_sources.STICKY)
+        self.local_views[namespace] = (read_at, view)
+        return view
+
+    def _keep_local_sources(self, maps_dir, spaces):
+        """The router's local source table, from the namespaces its kept ports live in."""
+        paths = _local_sources.tables_in(maps_dir)
+        if not paths:
+            return
+        try:
+            table = _local_sources.merge([self._local_view(namespace) for namespace in sorted(spaces, key=str)])
+            _local_sources.write(paths, table, _ports.lease_until(self.lease_seconds))
+        except Exception as exc:  # a namespace gone under us, a full table: no lease, the full check
+            self.log('local source table of %s: %s' % (maps_dir, exc))
+            self.local_tables.pop(maps_dir, None)
+            return
+        before = self.local_tables.get(maps_dir)
+        summary = (len(table['entries']), table['full_check'])
+        if before != summary:
+            self.changed('local sources of %s: %d addresses and non-unicast /32 routes; full check: %s' % (
+                maps_dir, summary[0], _local_sources.describe(summary[1])))
+            self.local_tables[maps_dir] = summary
 
     def _orphan(self, table, ifindex, maps_dir):
         """An entry whose port runs none of the router's programs: the port is gone, runs
@@ -235,6 +280,9 @@ class Keeper:
         for namespace in list(self.sockets):
             if namespace not in spaces:
                 self.sockets.pop(namespace).close()
+                # Not followed, not known: a namespace of that name later may be another one.
+                self.sticky.pop(namespace, None)
+                self.local_views.pop(namespace, None)
         for namespace in spaces - set(self.sockets):
             try:
                 with in_netns(namespace):
@@ -252,12 +300,26 @@ class Keeper:
             ready = select.select(list(self.sockets.values()), [], [], self.interval)[0]
         except InterruptedError:
             return
+        names = {sock: namespace for namespace, sock in self.sockets.items()}
         for sock in ready:
+            namespace = names.get(sock)
+            # Anything may have changed the namespace's addresses, routes or rules: read them again.
+            self.local_views.pop(namespace, None)
             try:
-                while sock.recv(65536):
-                    pass
-            except OSError:
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        break
+                    bits = _local_sources.event_reasons(data)
+                    if bits:
+                        self.sticky[namespace] = self.sticky.get(namespace, 0) | bits
+            except BlockingIOError:
                 pass
+            except OSError as exc:
+                # ENOBUFS: events were lost, among them perhaps one that set a sticky flag.
+                # The flags the kernel keeps cannot be read back; the dump finds what is still
+                # there, and the /32 entries cover what is not (see _local_sources).
+                self.log('events of namespace %s: %s' % (namespace, exc))
         if ready:
             # Changes come in bursts (a port re-created is several messages): take them together.
             time.sleep(0.01)

@@ -33,7 +33,7 @@ LOCK_FILE = os.path.join(STATE_DIR, 'keeper.lock')
 PID_FILE = os.path.join(STATE_DIR, 'keeper.json')
 LOG_FILE = os.path.join(STATE_DIR, 'keeper.log')
 # The code that decides what a keeper writes: its version is a digest of these files.
-KEEPER_SOURCES = ('_keeper.py', '_ports.py', '_lease.py')
+KEEPER_SOURCES = ('_keeper.py', '_ports.py', '_lease.py', '_local_sources.py')
 SERVICE = 'xdpkit-keeper'
 
 

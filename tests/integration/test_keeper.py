@@ -20,7 +20,7 @@ from conftest import ROOT, in_ns, run_module
 from packets import ETH_P_IP, ether, ipv4, udp
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper, _local_sources, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_addresses, get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl, write_sysctl
@@ -438,3 +438,65 @@ def test_under_a_service_manager_the_keeper_says_when_it_is_ready_and_what_it_ke
         manager.close()
     # The fixture's teardown wants a keeper it can watch leave.
     _keeper.ensure()
+
+
+# -- the local source table (fib_validate_source()'s fast path) ------------------------------------
+def local_sources(maps_dir):
+    paths = _local_sources.tables_in(maps_dir)
+    assert paths, 'no local source table in %s' % maps_dir
+    return _local_sources.read(paths)
+
+
+def test_the_local_source_table_follows_addresses_added_and_removed_within_a_second(routed):
+    table = local_sources(routed.maps_dir)
+    assert table['vouched_until'] > time.monotonic_ns() and table['full_check'] == 0, table
+    for address in ('10.71.1.1', '10.71.2.1'):
+        assert table['entries'][address] & _local_sources.LOCAL_ADDRESS, table
+    for broadcast in ('10.71.1.255', '10.71.2.255'):
+        assert table['entries'][broadcast] == _local_sources.LOCAL_ROUTE, table
+    assert SENDER not in table['entries'] and SINK not in table['entries']
+
+    with iproute(routed.r) as ipr:
+        r1 = get_link(ipr, 'r1')['ifindex']
+        ipr.addr('add', index=r1, address='10.71.9.1', prefixlen=24)
+    wait_for('an address added reaches the table', lambda: {'10.71.9.1', '10.71.9.255'} <= set(
+        local_sources(routed.maps_dir)['entries']), 1.0)
+    # One on a port the router is not on (lo) counts too: inet_lookup_ifaddr_rcu() asks the namespace.
+    with iproute(routed.r) as ipr:
+        ipr.addr('add', index=1, address='10.71.7.7', prefixlen=32)
+    wait_for('an address on lo reaches the table', lambda: '10.71.7.7' in local_sources(routed.maps_dir)['entries'],
+             1.0)
+    with iproute(routed.r) as ipr:
+        ipr.addr('del', index=r1, address='10.71.9.1', prefixlen=24)
+        ipr.addr('del', index=1, address='10.71.7.7', prefixlen=32)
+    wait_for('addresses removed leave the table', lambda: not {'10.71.9.1', '10.71.9.255', '10.71.7.7'} & set(
+        local_sources(routed.maps_dir)['entries']), 1.0)
+    assert local_sources(routed.maps_dir)['full_check'] == 0
+
+
+def test_a_custom_local_route_or_rule_makes_the_full_check_for_good_as_the_kernel_s_flags(routed):
+    """fib_has_custom_local_routes and fib_has_custom_rules are never reset: neither is the table's."""
+    def full_check():
+        return local_sources(routed.maps_dir)['full_check']
+
+    with iproute(routed.r) as ipr:
+        ipr.route('add', dst='10.71.8.8/32', type='local', oif=1, scope=254, table=255)
+    wait_for('a custom local route', lambda: full_check() & _local_sources.FULL_CUSTOM_LOCAL_ROUTES, 1.0)
+    with iproute(routed.r) as ipr:
+        ipr.route('del', dst='10.71.8.8/32', type='local', oif=1, scope=254, table=255)
+    time.sleep(0.6)
+    assert full_check() == _local_sources.FULL_CUSTOM_LOCAL_ROUTES
+    with iproute(routed.r) as ipr:
+        ipr.rule('add', table=100, priority=1000, src='10.71.6.0', src_len=24)
+        ipr.rule('del', table=100, priority=1000, src='10.71.6.0', src_len=24)
+    wait_for('a rule added and deleted', lambda: full_check() & _local_sources.FULL_CUSTOM_RULES, 1.0)
+    time.sleep(0.6)
+    assert full_check() == _local_sources.FULL_CUSTOM_LOCAL_ROUTES | _local_sources.FULL_CUSTOM_RULES
+    assert local_sources(routed.maps_dir)['vouched_until'] > time.monotonic_ns()
+
+
+def test_without_its_keeper_the_local_source_table_is_vouched_for_no_longer(routed):
+    assert local_sources(routed.maps_dir)['vouched_until'] > time.monotonic_ns()
+    _keeper.stop()
+    wait_for('the local table lease runs out', lambda: local_sources(routed.maps_dir)['vouched_until'] <
+             time.monotonic_ns(), _ports.LEASE_SECONDS + 0.5)

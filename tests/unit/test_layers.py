@@ -26,7 +26,7 @@ LAYERS = {
     # map entries, the netfilter and tc a program would skip, the host lock, the port leases and
     # the keeper's record as the read-only modules read them
     '_bpf_pins': 2, '_ports': 2, '_ownership': 2, '_compile': 2, '_map_entries': 2,
-    '_netfilter': 2, '_traffic_control': 2, '_host_lock': 2, '_lease': 2,
+    '_netfilter': 2, '_traffic_control': 2, '_host_lock': 2, '_lease': 2, '_local_sources': 2,
     # one manager (or reader) per module noun, and the lab that composes them
     '_netns_manager': 3, '_veth': 3, '_route': 3, '_neighbour': 3, '_sysctl': 3, '_xdp_map': 3,
     '_xdp_program': 3, '_xdp_program_set': 3, '_keeper': 3, '_lab': 3, '_link_info': 3, '_xdp_stats': 3, '_metrics': 3,
