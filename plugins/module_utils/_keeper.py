@@ -242,8 +242,13 @@ class Keeper:
         before = self.local_tables.get(maps_dir)
         summary = (len(table['entries']), table['full_check'])
         if before != summary:
-            self.changed('local sources of %s: %d addresses and non-unicast /32 routes; full check: %s' % (
-                maps_dir, summary[0], _local_sources.describe(summary[1])))
+            text = 'local sources of %s: %d addresses and non-unicast /32 routes; full check: %s' % (
+                maps_dir, summary[0], _local_sources.describe(summary[1]))
+            # The first fill is what the keeper found, not a change it followed (its status's "last change").
+            if before is None:
+                self.log(text)
+            else:
+                self.changed(text)
             self.local_tables[maps_dir] = summary
 
     def _orphan(self, table, ifindex, maps_dir):
