@@ -30,6 +30,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import X
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._metrics import (  # noqa: E402
     collect,
     exposition,
+    kernel_forwarded,
     write_textfile,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
@@ -62,7 +63,8 @@ def export(args):
     shown = 0
     try:
         while True:
-            text = exposition(collect(), _lease.keeper_state())
+            samples = collect()
+            text = exposition(samples, _lease.keeper_state(), kernel_forwarded(s['namespace'] for s in samples))
             if args.textfile:
                 write_textfile(args.textfile, text)
                 if not sys.stdout.isatty():

@@ -30,6 +30,7 @@ LAYERS = {
     # one manager (or reader) per module noun, and the lab that composes them
     '_netns_manager': 3, '_veth': 3, '_route': 3, '_neighbour': 3, '_sysctl': 3, '_xdp_map': 3,
     '_xdp_program': 3, '_xdp_program_set': 3, '_keeper': 3, '_lab': 3, '_link_info': 3, '_xdp_stats': 3, '_metrics': 3,
+    '_exporter': 3,
     # the router at boot (xdpkit-router.service): the declarative file through the set manager
     '_boot': 3,
     # FRR instances in lab namespaces (the frr module)
