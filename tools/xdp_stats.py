@@ -5,6 +5,7 @@
     tools/xdp_stats -d uno --count 1     # one sample and exit
     tools/xdp_stats --prometheus --count 1                     # every program, Prometheus text
     tools/xdp_stats --textfile /var/lib/node_exporter/xdpkit.prom   # rewritten every interval
+    tools/xdp_stats --png rates.png --window 30                # a plot of the rates over 30 s
 
 The same numbers as the xdpkit.forwarding.xdp_stats module, read the same way (the
 program's per-CPU xdp_stats_map, found through the attached program). For the router (a
@@ -79,6 +80,86 @@ def export(args):
         return 0
 
 
+def _rate_series(readings):
+    """{(namespace, interface, action): [(t, pps), ...]} and {namespace: [(t, datagrams/s), ...]} from
+    successive (t, samples, forwarded) readings; a port re-attached in between starts afresh."""
+    ports, kernel = {}, {}
+    for (t0, before, fwd0), (t1, after, fwd1) in zip(readings, readings[1:]):
+        period = t1 - t0
+        old = {(s['namespace'], s['interface'], s['prog_id']): s for s in before}
+        for sample in after:
+            previous = old.get((sample['namespace'], sample['interface'], sample['prog_id']))
+            if previous is None:
+                continue
+            for action in ('XDP_REDIRECT', 'XDP_PASS', 'XDP_DROP'):
+                delta = sample['counters'][action]['packets'] - previous['counters'][action]['packets']
+                ports.setdefault((sample['namespace'], sample['interface'], action), []).append(
+                    (t1 - readings[0][0], max(0, delta) / period))
+        for namespace, counts in fwd1.items():
+            if namespace in fwd0:
+                delta = sum(counts.values()) - sum(fwd0[namespace].values())
+                kernel.setdefault(namespace, []).append((t1 - readings[0][0], max(0, delta) / period))
+    return ports, kernel
+
+
+def plot(path, readings, title):
+    """A PNG of the rates: XDP_REDIRECT (solid), XDP_PASS (dashed) and XDP_DROP (dotted) per port
+    on top, the kernel's own forwarding per namespace below. Ports that saw nothing are left out."""
+    import matplotlib
+    matplotlib.use('Agg')  # no display: files only
+    import matplotlib.pyplot as plt
+
+    ports, kernel = _rate_series(readings)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True,
+                                         gridspec_kw={'height_ratios': [3, 1.3]})
+    styles = {'XDP_REDIRECT': '-', 'XDP_PASS': '--', 'XDP_DROP': ':'}
+    colours = {}
+    for (namespace, interface, action), points in sorted(ports.items()):
+        if not any(rate for _t, rate in points):
+            continue
+        port = '%s/%s' % (namespace or 'host', interface)
+        colour = colours.setdefault(port, 'C%d' % (len(colours) % 10))
+        top.plot([t for t, _r in points], [r for _t, r in points], styles[action], color=colour,
+                 label='%s %s' % (port, action.split('_', 1)[1].lower()))
+    for index, (namespace, points) in enumerate(sorted(kernel.items())):
+        bottom.plot([t for t, _r in points], [r for _t, r in points], color='C%d' % (index % 10),
+                    label=namespace or 'host')
+    top.set_title(title)
+    top.set_ylabel('packets/s (XDP)')
+    bottom.set_ylabel('datagrams/s\n(kernel forwarded)')
+    bottom.set_xlabel('seconds')
+    for axes in (top, bottom):
+        axes.grid(True, alpha=0.3)
+        axes.set_ylim(bottom=0)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def record(args):
+    """Read every program's counters each --interval for --window seconds, then write --png."""
+    readings = []
+    started = time.monotonic()
+    try:
+        while True:
+            samples = collect()
+            readings.append((time.monotonic(), samples, kernel_forwarded(s['namespace'] for s in samples)))
+            if time.monotonic() - started >= args.window:
+                break
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        pass  # plot what there is
+    if len(readings) < 2:
+        print('%s: fewer than two readings, nothing to plot' % args.png, file=sys.stderr)
+        return 1
+    plot(args.png, readings, 'xdpkit: rates over %.0f s, every %.1f s, from %s' % (
+        readings[-1][0] - readings[0][0], args.interval, time.strftime('%Y-%m-%d %H:%M:%S')))
+    print('%s: %d readings plotted' % (args.png, len(readings)))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('-d', '--dev', help='interface (not with --prometheus or --textfile)')
@@ -89,7 +170,16 @@ def main(argv=None):
                         help='every program on the host and in every namespace, in the Prometheus text format')
     parser.add_argument('--textfile', metavar='PATH',
                         help='write the Prometheus text to PATH (node_exporter textfile collector) instead')
+    parser.add_argument('--png', metavar='FILE',
+                        help='read every program for --window seconds, then plot the rates to FILE '
+                             '(needs python3-matplotlib)')
+    parser.add_argument('--window', type=float, default=30.0, metavar='SECONDS',
+                        help='how long --png records (default: %(default)s)')
     args = parser.parse_args(argv)
+    if args.png:
+        if args.dev or args.prometheus or args.textfile:
+            parser.error('--png covers every program on its own; leave out -d, --prometheus and --textfile')
+        return record(args)
     if args.prometheus or args.textfile:
         if args.dev:
             parser.error('--prometheus and --textfile cover every program; leave out -d')
