@@ -84,7 +84,7 @@ def _rate_series(readings):
     """{(namespace, interface, action): [(t, pps), ...]} and {namespace: [(t, datagrams/s), ...]} from
     successive (t, samples, forwarded) readings; a port re-attached in between starts afresh."""
     ports, kernel = {}, {}
-    for (t0, before, fwd0), (t1, after, fwd1) in zip(readings, readings[1:]):
+    for (t0, before, fwd0), (t1, after, fwd1) in zip(readings, readings[1:], strict=False):
         period = t1 - t0
         old = {(s['namespace'], s['interface'], s['prog_id']): s for s in before}
         for sample in after:

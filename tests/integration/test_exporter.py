@@ -220,3 +220,64 @@ def test_prometheus_sees_the_redirect_rate_rise_while_pings_flow_and_every_panel
     share = [float(s['value'][1]) for title, _expr, result in panels if title.startswith('Acceleration')
              for s in result if s['metric'].get('namespace') == routed.r]
     assert share and share[0] > 0.9, share
+
+
+def rendered_unit(tmp_path, **variables):
+    """The exporter role's unit as the role renders it (its template, defaults and derived vars)."""
+    role = os.path.join(ROOT, 'roles', 'exporter')
+    unit = tmp_path / 'xdpkit-exporter.service'
+    playbook = tmp_path / 'render.yml'
+    playbook.write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'vars_files': [os.path.join(role, 'defaults', 'main.yml'), os.path.join(role, 'vars', 'main.yml')],
+        'tasks': [{'ansible.builtin.template': {'src': os.path.join(role, 'templates', 'xdpkit-exporter.service.j2'),
+                                                'dest': str(unit), 'mode': '0644'}}]}]))
+    proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+                           str(playbook), '-e', json.dumps(variables)], capture_output=True, text=True, check=False,
+                          cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg')))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return unit
+
+
+def exec_start(unit):
+    """ExecStart of a unit file as argv (continuation lines joined)."""
+    import shlex
+    text = unit.read_text().replace('\\\n', ' ')
+    [line] = [line for line in text.splitlines() if line.startswith('ExecStart=')]
+    return shlex.split(line[len('ExecStart='):])
+
+
+def test_the_role_unit_passes_systemd_analyze_and_its_command_serves_or_writes(tmp_path):
+    """Both of the role's units (HTTP on an IPv6 loopback address and a port of the test's, and the
+    textfile alternative) verify offline, and the commands they run work with this checkout's code."""
+    port = free_port()
+    http = rendered_unit(tmp_path, exporter_listen_address='::1', exporter_port=port)
+    verify = subprocess.run(['systemd-analyze', 'verify', str(http)], capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stderr
+    argv = exec_start(http)
+    assert '--web.listen-address=[::1]:%d' % port in argv, argv
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, '.collections'))
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        status, body = wait_for('the unit\'s exporter answers on [::1]:%d' % port, lambda: process.poll() is not None
+                                or (http_get('http://[::1]:%d/metrics' % port)[0] == 200 and
+                                    http_get('http://[::1]:%d/metrics' % port)), 30)
+        assert status == 200 and 'xdpkit_exporter_ports_omitted 0.0' in body, body[-500:]
+    finally:
+        assert stop(process) == 0, process.communicate()
+
+    directory = tmp_path / 'textfile'
+    textfile = rendered_unit(tmp_path, exporter_method='textfile', exporter_textfile_directory=str(directory),
+                             exporter_textfile_interval=1)
+    verify = subprocess.run(['systemd-analyze', 'verify', str(textfile)], capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stderr
+    assert 'ReadWritePaths=%s' % directory in textfile.read_text()
+    directory.mkdir()
+    process = subprocess.Popen(exec_start(textfile), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        wait_for('the unit writes xdpkit.prom', lambda: (directory / 'xdpkit.prom').exists(), 30)
+    finally:
+        assert stop(process) == 0, process.communicate()
+    assert '# TYPE xdpkit_xdp_packets_total counter' in (directory / 'xdpkit.prom').read_text()
+    assert os.listdir(directory) == ['xdpkit.prom']
