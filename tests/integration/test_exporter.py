@@ -233,7 +233,8 @@ def rendered_unit(tmp_path, **variables):
         'tasks': [{'ansible.builtin.template': {'src': os.path.join(role, 'templates', 'xdpkit-exporter.service.j2'),
                                                 'dest': str(unit), 'mode': '0644'}}]}]))
     proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
-                           str(playbook), '-e', json.dumps(dict(variables, ansible_python_interpreter='/usr/bin/python3'))], capture_output=True, text=True, check=False,
+                           str(playbook), '-e', json.dumps(dict(variables,
+                                                                ansible_python_interpreter='/usr/bin/python3'))], capture_output=True, text=True, check=False,
                           cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg')))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return unit
