@@ -232,9 +232,9 @@ def rendered_unit(tmp_path, **variables):
         'vars_files': [os.path.join(role, 'defaults', 'main.yml'), os.path.join(role, 'vars', 'main.yml')],
         'tasks': [{'ansible.builtin.template': {'src': os.path.join(role, 'templates', 'xdpkit-exporter.service.j2'),
                                                 'dest': str(unit), 'mode': '0644'}}]}]))
+    variables = dict(variables, ansible_python_interpreter='/usr/bin/python3')
     proc = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
-                           str(playbook), '-e', json.dumps(dict(variables,
-                                                                ansible_python_interpreter='/usr/bin/python3'))], capture_output=True, text=True, check=False,
+                           str(playbook), '-e', json.dumps(variables)], capture_output=True, text=True, check=False,
                           cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg')))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return unit
