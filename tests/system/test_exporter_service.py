@@ -69,6 +69,9 @@ def test_the_exporter_role_runs_a_service_that_serves_and_leaves_nothing(exporte
         assert '# TYPE xdpkit_xdp_packets_total counter' in body and 'xdpkit_exporter_ports_omitted 0.0' in body, body
         unit = container.run(ct, ['cat', UNIT]).stdout
         assert '--web.listen-address=127.0.0.1:%d' % PORT in unit, unit
+        # Its code is a tree of its own: the router role's (and the keeper it runs) is not touched.
+        assert 'PYTHONPATH=/usr/local/lib/xdpkit-exporter' in unit, unit
+        assert container.run(ct, ['test', '-e', '/usr/local/lib/xdpkit'], check=False).returncode != 0
 
         out = apply_role(ct)
         assert 'changed=0' in out, out[-3000:]
@@ -88,7 +91,8 @@ def test_the_exporter_role_runs_a_service_that_serves_and_leaves_nothing(exporte
 
         out = apply_role(ct, state='absent', exporter_textfile_directory='/var/lib/xt-textfile')
         assert 'failed=0' in out, out[-3000:]
-        assert container.run(ct, ['test', '-e', UNIT], check=False).returncode != 0
+        for path in (UNIT, '/usr/local/lib/xdpkit-exporter'):
+            assert container.run(ct, ['test', '-e', path], check=False).returncode != 0, path
         assert container.run(ct, ['systemctl', 'is-active', 'xdpkit-exporter.service'],
                              check=False).stdout.strip() != 'active'
         assert container.run(ct, ['test', '-e', '/var/lib/xt-textfile/xdpkit.prom'], check=False).returncode != 0
