@@ -103,39 +103,56 @@ def _rate_series(readings):
 
 
 def plot(path, readings, title):
-    """A PNG of the rates: XDP_REDIRECT (solid), XDP_PASS (dashed) and XDP_DROP (dotted) per port
-    on top, the kernel's own forwarding per namespace below. Ports that saw nothing are left out."""
+    """A PNG of the rates, one panel per namespace with a program (the host's too): XDP_REDIRECT per ingress
+    port stacked (ports of one flow carry the same rate, so lines would hide each other), XDP_PASS and
+    XDP_DROP as lines over it, and the kernel's own forwarding of that namespace as a black line: where
+    the kernel forwards, XDP did not."""
     import matplotlib
     matplotlib.use('Agg')  # no display: files only
     import matplotlib.pyplot as plt
 
     ports, kernel = _rate_series(readings)
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True,
-                                         gridspec_kw={'height_ratios': [3, 1.3]})
-    styles = {'XDP_REDIRECT': '-', 'XDP_PASS': '--', 'XDP_DROP': ':'}
-    colours = {}
-    for (namespace, interface, action), points in sorted(ports.items()):
-        if not any(rate for _t, rate in points):
-            continue
-        port = '%s/%s' % (namespace or 'host', interface)
-        colour = colours.setdefault(port, 'C%d' % (len(colours) % 10))
-        top.plot([t for t, _r in points], [r for _t, r in points], styles[action], color=colour,
-                 label='%s %s' % (port, action.split('_', 1)[1].lower()))
-    for index, (namespace, points) in enumerate(sorted(kernel.items())):
-        bottom.plot([t for t, _r in points], [r for _t, r in points], color='C%d' % (index % 10),
-                    label=namespace or 'host')
-    top.set_title(title)
-    top.set_ylabel('packets/s (XDP)')
-    bottom.set_ylabel('datagrams/s\n(kernel forwarded)')
-    bottom.set_xlabel('seconds')
-    for axes in (top, bottom):
+    namespaces = sorted({namespace for namespace, _interface, _action in ports})
+    figure, panels = plt.subplots(max(1, len(namespaces)), 1, figsize=(10, 1.2 + 2.2 * max(1, len(namespaces))),
+                                  sharex=True, squeeze=False)
+    for axes, namespace in zip([row[0] for row in panels], namespaces, strict=False):
+        interfaces = sorted({i for n, i, _a in ports if n == namespace})
+        redirect = [(i, ports[(namespace, i, 'XDP_REDIRECT')]) for i in interfaces
+                    if any(rate for _t, rate in ports.get((namespace, i, 'XDP_REDIRECT'), []))]
+        # Stacked only over a common time axis: a port attached during the window is drawn as a line.
+        longest = max((len(points) for _i, points in redirect), default=0)
+        for index, (interface, points) in enumerate(redirect):
+            if len(points) < longest:
+                axes.plot([t for t, _r in points], [r for _t, r in points], color='C%d' % (index % 10),
+                          label='%s redirect' % interface)
+        redirect = [(i, points) for i, points in redirect if len(points) == longest]
+        if redirect:
+            times = [t for t, _r in redirect[0][1]]
+            axes.stackplot(times, *[[r for _t, r in points] for _i, points in redirect],
+                           labels=['%s redirect' % i for i, _p in redirect], alpha=0.75)
+        for index, interface in enumerate(interfaces):
+            for action, style in (('XDP_PASS', '--'), ('XDP_DROP', ':')):
+                points = ports.get((namespace, interface, action), [])
+                if any(rate for _t, rate in points):
+                    axes.plot([t for t, _r in points], [r for _t, r in points], style, color='C%d' % (index % 10),
+                              label='%s %s' % (interface, action.split('_', 1)[1].lower()))
+        points = kernel.get(namespace, [])
+        if points:
+            axes.plot([t for t, _r in points], [r for _t, r in points], color='black', linewidth=1.2,
+                      label='kernel forwarded')
+        axes.set_title(namespace or 'host namespace', fontsize=10, loc='left')
+        axes.set_ylabel('packets/s')
         axes.grid(True, alpha=0.3)
         axes.set_ylim(bottom=0)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0))
+    panels[-1][0].set_xlabel('seconds')
+    figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+    return sorted((namespace, interface) for namespace, interface, action in ports
+                  if action == 'XDP_REDIRECT' and any(rate for _t, rate in ports[(namespace, interface, action)]))
 
 
 def record(args):
@@ -154,9 +171,10 @@ def record(args):
     if len(readings) < 2:
         print('%s: fewer than two readings, nothing to plot' % args.png, file=sys.stderr)
         return 1
-    plot(args.png, readings, 'xdpkit: rates over %.0f s, every %.1f s, from %s' % (
+    shown = plot(args.png, readings, 'xdpkit: rates over %.0f s, every %.1f s, from %s' % (
         readings[-1][0] - readings[0][0], args.interval, time.strftime('%Y-%m-%d %H:%M:%S')))
-    print('%s: %d readings plotted' % (args.png, len(readings)))
+    print('%s: %d readings plotted; redirecting: %s' % (args.png, len(readings), ', '.join(
+        '%s/%s' % (namespace or 'host', interface) for namespace, interface in shown) or 'nothing'))
     return 0
 
 

@@ -4,9 +4,10 @@
 """[Layer 0, ground] A lab as a Graphviz picture: its plan (_topology.plan_lab()) and, for every port with an XDP
 program, the program and its redirected and passed counts at that moment, as DOT text for `dot -Tsvg`.
 
-Nodes are boxes (routers) and ellipses (hosts); a link is an edge whose ends are labelled with the port's
-name and addresses; a port with a program gets its name, XDP_REDIRECT and XDP_PASS counts in bold on
-its end of the link. Pure data in, text out: the lab playbook reads the counters (xdp_stats) and runs dot.
+A node is a table: its name, kind and namespace on top, then one row per port with the port's name and
+addresses, and where a program is attached its name and its XDP_REDIRECT and XDP_PASS counts. A link is an
+edge between the two ports' rows (blue where a program runs on either end). Pure data in, text out: the
+lab playbook reads the counters (xdp_stats) and runs dot.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,8 +18,8 @@ from html import escape as _html_escape
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
 
-# Per node kind: shape, fill colour.
-STYLE = {'router': ('box', '#dbe8f6'), 'host': ('ellipse', '#f2f2f2')}
+# Per node kind: shape (unused with tables, kept for a kind's look), header colour.
+STYLE = {'router': ('box', '#dbe8f6'), 'host': ('ellipse', '#e8e8e8')}
 
 
 def _escape(text):
@@ -37,17 +38,47 @@ def _count(value):
     return '%d' % value
 
 
-def port_label(port, addresses, xdp=None):
-    """The HTML-like label of a link end: port name, addresses, and the program's counts when one runs."""
-    rows = ['<B>%s</B>' % _escape(port)] + [_escape(address) for address in addresses]
+def _port_rows(port, addresses, xdp):
+    """The table rows of one port: its name (the edge's anchor) and addresses, then the program and its counts."""
+    counts = ''
     if xdp:
         stats = xdp.get('stats') or {}
         redirected = (stats.get('XDP_REDIRECT') or {}).get('packets', 0)
         passed = (stats.get('XDP_PASS') or {}).get('packets', 0)
-        rows.append('<FONT COLOR="#1f5fa8">%s</FONT>' % _escape(xdp.get('program') or '?'))
-        rows.append('<FONT COLOR="#1f7a1f"><B>redirect %s</B></FONT>  <FONT COLOR="#a85f1f"><B>pass %s</B></FONT>' % (
-            _count(redirected), _count(passed)))
-    return '<<FONT POINT-SIZE="9">%s</FONT>>' % '<BR/>'.join(rows)
+        counts = ('<BR/><FONT COLOR="#1f5fa8">%s</FONT> <FONT COLOR="#1f7a1f"><B>redirect %s</B></FONT>'
+                  ' <FONT COLOR="#a85f1f"><B>pass %s</B></FONT>' % (
+                      _escape(xdp.get('program') or '?'), _count(redirected), _count(passed)))
+    return ('<TR><TD PORT=%s ALIGN="LEFT" BALIGN="LEFT" BGCOLOR="%s"><B>%s</B> <FONT POINT-SIZE="9">%s</FONT>%s'
+            '</TD></TR>' % (_quote(port), '#ffffff' if xdp else '#f7f7f7', _escape(port),
+                             _escape('  '.join(addresses)), counts))
+
+
+def node_label(name, node, xdp):
+    """An HTML-like table: the node's name and namespace on top, then one row per port."""
+    kind = node.get('lab_kind') or 'host'
+    where = node.get('ansible_netns') or 'the lab host'
+    header = '<TR><TD BGCOLOR="%s"><B>%s</B> <FONT POINT-SIZE="9">%s, %s</FONT></TD></TR>' % (
+        STYLE.get(kind, STYLE['host'])[1], _escape(name), _escape(kind), _escape(where))
+    rows = [_port_rows(port, (node.get('lab_ports') or {})[port], xdp.get('%s/%s' % (name, port)))
+            for port in sorted(node.get('lab_ports') or {})]
+    return '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">%s%s</TABLE>>' % (
+        header, ''.join(rows))
+
+
+def _distances(nodes):
+    """Hops from the first host (by name; the first node without hosts) to every node it reaches."""
+    hosts = sorted(name for name, node in nodes.items() if node.get('lab_kind') == 'host') or sorted(nodes)
+    distance = {hosts[0]: 0} if hosts else {}
+    frontier = list(distance)
+    while frontier:
+        following = []
+        for name in frontier:
+            for peer in (nodes[name].get('lab_peers') or {}).values():
+                if peer['node'] in nodes and peer['node'] not in distance:
+                    distance[peer['node']] = distance[name] + 1
+                    following.append(peer['node'])
+        frontier = following
+    return distance
 
 
 def lab_dot(plan, xdp=None, title=None):
@@ -57,19 +88,13 @@ def lab_dot(plan, xdp=None, title=None):
         raise XdpkitError('lab_dot: expected the lab plan (lab_plan filter) with its nodes')
     xdp = xdp or {}
     lines = ['graph lab {',
-             '  graph [rankdir=LR, fontname="Helvetica", fontsize=12, nodesep=0.6, ranksep=2.2, pad=0.3%s];' % (
+             '  graph [rankdir=LR, fontname="Helvetica", fontsize=13, nodesep=0.35, ranksep=0.9, pad=0.3%s];' % (
                  ', label=%s, labelloc=t' % _quote(title) if title else ''),
-             '  node [fontname="Helvetica", fontsize=11, style=filled, penwidth=1.2];',
-             '  edge [fontname="Helvetica", fontsize=9, penwidth=1.4, color="#555555"];']
+             '  node [shape=plain, fontname="Helvetica", fontsize=11];',
+             '  edge [penwidth=1.6, color="#555555"];']
     for name in sorted(plan['nodes']):
-        node = plan['nodes'][name]
-        shape, fill = STYLE.get(node.get('lab_kind'), STYLE['host'])
-        where = node.get('ansible_netns') or 'the lab host'
-        accelerated = any(('%s/%s' % (name, port)) in xdp for port in node.get('lab_ports') or {})
-        label = '<<B>%s</B><BR/><FONT POINT-SIZE="9">%s%s</FONT>>' % (
-            _escape(name), _escape(where), '<BR/>XDP' if accelerated else '')
-        lines.append('  %s [shape=%s, fillcolor=%s, label=%s%s];' % (
-            _quote(name), shape, _quote(fill), label, ', color="#1f5fa8", penwidth=2.2' if accelerated else ''))
+        lines.append('  %s [label=%s];' % (_quote(name), node_label(name, plan['nodes'][name], xdp)))
+    distance = _distances(plan['nodes'])
     drawn = set()
     for name in sorted(plan['nodes']):
         node = plan['nodes'][name]
@@ -80,11 +105,12 @@ def lab_dot(plan, xdp=None, title=None):
                 continue
             drawn.add(ends)
             (a_node, a_port), (b_node, b_port) = ends
-            a_addresses = plan['nodes'][a_node]['lab_ports'].get(a_port, [])
-            b_addresses = plan['nodes'][b_node]['lab_ports'].get(b_port, [])
-            lines.append('  %s -- %s [taillabel=%s, headlabel=%s, labeldistance=2.4, labelangle=0];' % (
-                _quote(a_node), _quote(b_node),
-                port_label(a_port, a_addresses, xdp.get('%s/%s' % (a_node, a_port))),
-                port_label(b_port, b_addresses, xdp.get('%s/%s' % (b_node, b_port)))))
+            # Left to right away from the first host, as a path through the lab is read.
+            if distance.get(b_node, 0) < distance.get(a_node, 0):
+                (a_node, a_port), (b_node, b_port) = (b_node, b_port), (a_node, a_port)
+            accelerated = '%s/%s' % (a_node, a_port) in xdp or '%s/%s' % (b_node, b_port) in xdp
+            lines.append('  %s:%s:e -- %s:%s:w%s;' % (
+                _quote(a_node), _quote(a_port), _quote(b_node), _quote(b_port),
+                ' [color="#1f5fa8"]' if accelerated else ''))
     lines.append('}')
     return '\n'.join(lines) + '\n'

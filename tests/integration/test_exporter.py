@@ -282,3 +282,21 @@ def test_the_role_unit_passes_systemd_analyze_and_its_command_serves_or_writes(t
         assert stop(process) == 0, process.communicate()
     assert '# TYPE xdpkit_xdp_packets_total counter' in (directory / 'xdpkit.prom').read_text()
     assert os.listdir(directory) == ['xdpkit.prom']
+
+
+def test_xdp_stats_plots_the_rates_of_the_ports_that_redirect(routed, tmp_path):
+    png = tmp_path / 'rates.png'
+    ping = subprocess.Popen(['nsenter', '--net=/run/netns/' + routed.g, 'ping', '-q', '-i', '0.01', '-c', '600',
+                             SINK], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        out = subprocess.run([os.path.join(ROOT, 'tools', 'xdp_stats'), '--png', str(png), '--window', '3',
+                              '--interval', '0.5'], capture_output=True, text=True, check=True, timeout=60).stdout
+        assert ping.poll() is None, 'the pings still flowed while it recorded'
+    finally:
+        ping.kill()
+        ping.wait()
+    # Echo requests arrive on r0, replies on r1: both redirect; nothing else does.
+    assert out.strip().endswith('redirecting: %s/r0, %s/r1' % (routed.r, routed.r)), out
+    with open(png, 'rb') as handle:
+        assert handle.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert png.stat().st_size > 10000
