@@ -277,7 +277,7 @@ def test_the_role_unit_passes_systemd_analyze_and_its_command_serves_or_writes(t
     process = subprocess.Popen(exec_start(textfile), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
-        wait_for('the unit writes xdpkit.prom', lambda: (directory / 'xdpkit.prom').exists(), 30)
+        wait_for('the unit writes xdpkit.prom', (directory / 'xdpkit.prom').exists, 30)
     finally:
         assert stop(process) == 0, process.communicate()
     assert '# TYPE xdpkit_xdp_packets_total counter' in (directory / 'xdpkit.prom').read_text()
