@@ -14,7 +14,7 @@ The flags follow node_exporter's (--web.listen-address=[HOST]:PORT, --web.teleme
 port 9435 is xdpkit's own. The exporter ends cleanly on SIGTERM and SIGINT (the socket closed, exit 0).
 The number of ports exported is capped (--collector.max-ports): a host whose namespaces churn cannot grow
 Prometheus' series without bound; what the cap leaves out is counted in xdpkit_exporter_ports_omitted.
-The router role installs this code under /usr/local/lib/xdpkit (nothing here imports Ansible).
+The exporter role installs this code under /usr/local/lib/xdpkit-exporter (nothing here imports Ansible).
 """
 
 from __future__ import absolute_import, division, print_function

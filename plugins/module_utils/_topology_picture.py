@@ -45,12 +45,12 @@ def _port_rows(port, addresses, xdp):
         stats = xdp.get('stats') or {}
         redirected = (stats.get('XDP_REDIRECT') or {}).get('packets', 0)
         passed = (stats.get('XDP_PASS') or {}).get('packets', 0)
-        counts = ('<BR/><FONT COLOR="#1f5fa8">%s</FONT> <FONT COLOR="#1f7a1f"><B>redirect %s</B></FONT>'
-                  ' <FONT COLOR="#a85f1f"><B>pass %s</B></FONT>' % (
-                      _escape(xdp.get('program') or '?'), _count(redirected), _count(passed)))
-    return ('<TR><TD PORT=%s ALIGN="LEFT" BALIGN="LEFT" BGCOLOR="%s"><B>%s</B> <FONT POINT-SIZE="9">%s</FONT>%s'
-            '</TD></TR>' % (_quote(port), '#ffffff' if xdp else '#f7f7f7', _escape(port),
-                             _escape('  '.join(addresses)), counts))
+        counts = '<BR/><FONT COLOR="#1f5fa8">%s</FONT> <FONT COLOR="#1f7a1f"><B>redirect %s</B></FONT>' % (
+            _escape(xdp.get('program') or '?'), _count(redirected))
+        counts += ' <FONT COLOR="#a85f1f"><B>pass %s</B></FONT>' % _count(passed)
+    cell = '<TD PORT=%s ALIGN="LEFT" BALIGN="LEFT" BGCOLOR="%s">' % (_quote(port), '#ffffff' if xdp else '#f7f7f7')
+    return '<TR>%s<B>%s</B> <FONT POINT-SIZE="9">%s</FONT>%s</TD></TR>' % (
+        cell, _escape(port), _escape('  '.join(addresses)), counts)
 
 
 def node_label(name, node, xdp):
