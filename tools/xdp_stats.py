@@ -5,6 +5,7 @@
     tools/xdp_stats -d uno --count 1     # one sample and exit
     tools/xdp_stats --prometheus --count 1                     # every program, Prometheus text
     tools/xdp_stats --textfile /var/lib/node_exporter/xdpkit.prom   # rewritten every interval
+    tools/xdp_stats --png rates.png --window 30                # a plot of the rates over 30 s
 
 The same numbers as the xdpkit.forwarding.xdp_stats module, read the same way (the
 program's per-CPU xdp_stats_map, found through the attached program). For the router (a
@@ -30,6 +31,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import X
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._metrics import (  # noqa: E402
     collect,
     exposition,
+    kernel_forwarded,
     write_textfile,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
@@ -62,7 +64,8 @@ def export(args):
     shown = 0
     try:
         while True:
-            text = exposition(collect(), _lease.keeper_state())
+            samples = collect()
+            text = exposition(samples, _lease.keeper_state(), kernel_forwarded(s['namespace'] for s in samples))
             if args.textfile:
                 write_textfile(args.textfile, text)
                 if not sys.stdout.isatty():
@@ -77,6 +80,104 @@ def export(args):
         return 0
 
 
+def _rate_series(readings):
+    """{(namespace, interface, action): [(t, pps), ...]} and {namespace: [(t, datagrams/s), ...]} from
+    successive (t, samples, forwarded) readings; a port re-attached in between starts afresh."""
+    ports, kernel = {}, {}
+    for (t0, before, fwd0), (t1, after, fwd1) in zip(readings, readings[1:], strict=False):
+        period = t1 - t0
+        old = {(s['namespace'], s['interface'], s['prog_id']): s for s in before}
+        for sample in after:
+            previous = old.get((sample['namespace'], sample['interface'], sample['prog_id']))
+            if previous is None:
+                continue
+            for action in ('XDP_REDIRECT', 'XDP_PASS', 'XDP_DROP'):
+                delta = sample['counters'][action]['packets'] - previous['counters'][action]['packets']
+                ports.setdefault((sample['namespace'], sample['interface'], action), []).append(
+                    (t1 - readings[0][0], max(0, delta) / period))
+        for namespace, counts in fwd1.items():
+            if namespace in fwd0:
+                delta = sum(counts.values()) - sum(fwd0[namespace].values())
+                kernel.setdefault(namespace, []).append((t1 - readings[0][0], max(0, delta) / period))
+    return ports, kernel
+
+
+def plot(path, readings, title):
+    """A PNG of the rates, one panel per namespace with a program (the host's too): XDP_REDIRECT per ingress
+    port stacked (ports of one flow carry the same rate, so lines would hide each other), XDP_PASS and
+    XDP_DROP as lines over it, and the kernel's own forwarding of that namespace as a black line: where
+    the kernel forwards, XDP did not."""
+    import matplotlib
+    matplotlib.use('Agg')  # no display: files only
+    import matplotlib.pyplot as plt
+
+    ports, kernel = _rate_series(readings)
+    namespaces = sorted({namespace for namespace, _interface, _action in ports})
+    figure, panels = plt.subplots(max(1, len(namespaces)), 1, figsize=(10, 1.2 + 2.2 * max(1, len(namespaces))),
+                                  sharex=True, squeeze=False)
+    for axes, namespace in zip([row[0] for row in panels], namespaces, strict=False):
+        interfaces = sorted({i for n, i, _a in ports if n == namespace})
+        redirect = [(i, ports[(namespace, i, 'XDP_REDIRECT')]) for i in interfaces
+                    if any(rate for _t, rate in ports.get((namespace, i, 'XDP_REDIRECT'), []))]
+        # Stacked only over a common time axis: a port attached during the window is drawn as a line.
+        longest = max((len(points) for _i, points in redirect), default=0)
+        for index, (interface, points) in enumerate(redirect):
+            if len(points) < longest:
+                axes.plot([t for t, _r in points], [r for _t, r in points], color='C%d' % (index % 10),
+                          label='%s redirect' % interface)
+        redirect = [(i, points) for i, points in redirect if len(points) == longest]
+        if redirect:
+            times = [t for t, _r in redirect[0][1]]
+            axes.stackplot(times, *[[r for _t, r in points] for _i, points in redirect],
+                           labels=['%s redirect' % i for i, _p in redirect], alpha=0.75)
+        for index, interface in enumerate(interfaces):
+            for action, style in (('XDP_PASS', '--'), ('XDP_DROP', ':')):
+                points = ports.get((namespace, interface, action), [])
+                if any(rate for _t, rate in points):
+                    axes.plot([t for t, _r in points], [r for _t, r in points], style, color='C%d' % (index % 10),
+                              label='%s %s' % (interface, action.split('_', 1)[1].lower()))
+        points = kernel.get(namespace, [])
+        if points:
+            axes.plot([t for t, _r in points], [r for _t, r in points], color='black', linewidth=1.2,
+                      label='kernel forwarded')
+        axes.set_title(namespace or 'host namespace', fontsize=10, loc='left')
+        axes.set_ylabel('packets/s')
+        axes.grid(True, alpha=0.3)
+        axes.set_ylim(bottom=0)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0))
+    panels[-1][0].set_xlabel('seconds')
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return sorted((namespace, interface) for namespace, interface, action in ports
+                  if action == 'XDP_REDIRECT' and any(rate for _t, rate in ports[(namespace, interface, action)]))
+
+
+def record(args):
+    """Read every program's counters each --interval for --window seconds, then write --png."""
+    readings = []
+    started = time.monotonic()
+    try:
+        while True:
+            samples = collect()
+            readings.append((time.monotonic(), samples, kernel_forwarded(s['namespace'] for s in samples)))
+            if time.monotonic() - started >= args.window:
+                break
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        pass  # plot what there is
+    if len(readings) < 2:
+        print('%s: fewer than two readings, nothing to plot' % args.png, file=sys.stderr)
+        return 1
+    shown = plot(args.png, readings, 'xdpkit: rates over %.0f s, every %.1f s, from %s' % (
+        readings[-1][0] - readings[0][0], args.interval, time.strftime('%Y-%m-%d %H:%M:%S')))
+    print('%s: %d readings plotted; redirecting: %s' % (args.png, len(readings), ', '.join(
+        '%s/%s' % (namespace or 'host', interface) for namespace, interface in shown) or 'nothing'))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('-d', '--dev', help='interface (not with --prometheus or --textfile)')
@@ -87,7 +188,16 @@ def main(argv=None):
                         help='every program on the host and in every namespace, in the Prometheus text format')
     parser.add_argument('--textfile', metavar='PATH',
                         help='write the Prometheus text to PATH (node_exporter textfile collector) instead')
+    parser.add_argument('--png', metavar='FILE',
+                        help='read every program for --window seconds, then plot the rates to FILE '
+                             '(needs python3-matplotlib)')
+    parser.add_argument('--window', type=float, default=30.0, metavar='SECONDS',
+                        help='how long --png records (default: %(default)s)')
     args = parser.parse_args(argv)
+    if args.png:
+        if args.dev or args.prometheus or args.textfile:
+            parser.error('--png covers every program on its own; leave out -d, --prometheus and --textfile')
+        return record(args)
     if args.prometheus or args.textfile:
         if args.dev:
             parser.error('--prometheus and --textfile cover every program; leave out -d')

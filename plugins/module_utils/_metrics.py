@@ -21,6 +21,8 @@ import tempfile
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import forwarded_datagrams
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns, netns_exists
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
@@ -42,6 +44,10 @@ PORT_METRICS = (
     ('xdpkit_port_lease_remaining_seconds', 'lease_seconds',
      'Seconds left of the lease on the port\'s cached settings; negative: it ran out that long ago.'),
 )
+# The kernel's own forwarding, beside XDP's: the acceleration share is redirected over both.
+KERNEL_FORWARDED = ('xdpkit_kernel_forwarded_datagrams_total',
+                    'Datagrams the namespace\'s kernel forwarded itself (SNMP Ip ForwDatagrams, '
+                    'Ip6OutForwDatagrams), by address family.')
 KEEPER_METRICS = (
     ('xdpkit_keeper_up', 'Whether the keeper that keeps the routers\' port tables current and renews their '
                          'leases runs on this host.'),
@@ -88,51 +94,72 @@ def collect():
     return samples
 
 
-def _label(value):
-    return str(value).replace('\\', '\\\\').replace('\n', '\\n').replace('"', '\\"')
-
-
-def _labels(*pairs):
-    return ','.join('%s="%s"' % (key, _label(value)) for key, value in pairs)
+def kernel_forwarded(namespaces):
+    """{namespace: {'ipv4': n, 'ipv6': n}}: the datagrams each namespace's kernel forwarded itself
+    (its SNMP counters), for the namespaces where a counting program runs ('' is the host's)."""
+    found = {}
+    for namespace in sorted(set(namespaces)):
+        if namespace and not netns_exists(namespace):
+            continue
+        try:
+            found[namespace] = forwarded_datagrams(namespace or None)
+        except (OSError, XdpkitError):
+            continue  # the namespace went away while it was read
+    return found
 
 
 def _program_labels(sample):
     return (('namespace', sample['namespace']), ('interface', sample['interface']),
-            ('program', sample['program']), ('prog_id', sample['prog_id']))
+            ('program', sample['program']), ('prog_id', str(sample['prog_id'])))
+
+
+def families(samples, keeper=None, forwarded=None):
+    """The metric families as plain data, the one description both the text of exposition() and
+    the HTTP exporter's collector (_exporter) are made from: a list of (name, type, help,
+    [(((label, value), ...), number), ...]). `forwarded` is kernel_forwarded()'s result."""
+    found = []
+    for metric, field, text in METRICS:
+        found.append((metric, 'counter', text, [
+            (_program_labels(sample) + (('action', action),), sample['counters'][action][field])
+            for sample in samples for action in ACTIONS]))
+    if forwarded is not None:
+        found.append((KERNEL_FORWARDED[0], 'counter', KERNEL_FORWARDED[1], [
+            ((('namespace', namespace), ('family', family)), counts[family])
+            for namespace, counts in sorted(forwarded.items()) for family in ('ipv4', 'ipv6')]))
+    routers = [sample for sample in samples if sample.get('port') is not None]
+    if routers:
+        for metric, field, text in PORT_METRICS:
+            # No entry, or never vouched for: nothing to measure, not a zero.
+            found.append((metric, 'gauge', text, [(_program_labels(sample), sample['port'][field])
+                                                  for sample in routers if sample['port'][field] is not None]))
+    if routers and keeper is not None:
+        (up, up_text), (info, info_text), (start, start_text) = KEEPER_METRICS
+        found.append((up, 'gauge', up_text, [((), int(keeper['running']))]))
+        if keeper['running']:
+            found.append((info, 'gauge', info_text, [((('version', keeper['version'] or ''),), 1)]))
+            if keeper.get('started'):
+                found.append((start, 'gauge', start_text, [((), float(keeper['started']))]))
+    return found
+
+
+def _label(value):
+    return str(value).replace('\\', '\\\\').replace('\n', '\\n').replace('"', '\\"')
 
 
 def _number(value):
     return repr(float(value)) if isinstance(value, float) else '%d' % value
 
 
-def exposition(samples, keeper=None):
+def exposition(samples, keeper=None, forwarded=None):
     """The samples as Prometheus text (version 0.0.4): one counter family per quantity, the
-    ports' leases as gauges, and `keeper` (_lease.keeper_state()) when any sample has a port table."""
+    kernel's own forwarded datagrams, the ports' leases as gauges, and `keeper`
+    (_lease.keeper_state()) when any sample has a port table."""
     lines = []
-    for metric, field, text in METRICS:
-        lines += ['# HELP %s %s' % (metric, text), '# TYPE %s counter' % metric]
-        for sample in samples:
-            for action in ACTIONS:
-                labels = _labels(*(_program_labels(sample) + (('action', action),)))
-                lines.append('%s{%s} %d' % (metric, labels, sample['counters'][action][field]))
-    routers = [sample for sample in samples if sample.get('port') is not None]
-    if routers:
-        for metric, field, text in PORT_METRICS:
-            lines += ['# HELP %s %s' % (metric, text), '# TYPE %s gauge' % metric]
-            for sample in routers:
-                value = sample['port'][field]
-                if value is None:
-                    continue  # no entry, or never vouched for: nothing to measure, not a zero
-                lines.append('%s{%s} %s' % (metric, _labels(*_program_labels(sample)), _number(value)))
-    if routers and keeper is not None:
-        (up, up_text), (info, info_text), (start, start_text) = KEEPER_METRICS
-        lines += ['# HELP %s %s' % (up, up_text), '# TYPE %s gauge' % up, '%s %d' % (up, keeper['running'])]
-        if keeper['running']:
-            lines += ['# HELP %s %s' % (info, info_text), '# TYPE %s gauge' % info,
-                      '%s{%s} 1' % (info, _labels(('version', keeper['version'] or '')))]
-            if keeper.get('started'):
-                lines += ['# HELP %s %s' % (start, start_text), '# TYPE %s gauge' % start,
-                          '%s %s' % (start, _number(float(keeper['started'])))]
+    for metric, kind, text, values in families(samples, keeper, forwarded):
+        lines += ['# HELP %s %s' % (metric, text), '# TYPE %s %s' % (metric, kind)]
+        for labels, value in values:
+            rendered = ','.join('%s="%s"' % (key, _label(item)) for key, item in labels)
+            lines.append('%s%s %s' % (metric, '{%s}' % rendered if rendered else '', _number(value)))
     return '\n'.join(lines) + '\n'
 
 

@@ -20,7 +20,9 @@ description:
     rp_filter and accept_local), reports whether the keeper vouches for the interface's entry (it renews
     a lease on it). Once a lease ran out (no keeper runs, or an older one) the router hands every frame
     that arrives on the port to the kernel, and the module warns saying so and what to do.
-  - The same view, refreshed every second, is C(tools/xdp_stats) in the collection.
+  - The same view, refreshed every second, is C(tools/xdp_stats) in the collection (also C(--png) for a plot of
+    the rates); C(tools/xdpkit_exporter) serves every program's counters to Prometheus, and the
+    P(xdpkit.forwarding.exporter#role) role installs it as a service.
 requirements:
   - pyroute2 (Debian package C(python3-pyroute2))
   - root privileges on the target

@@ -9,14 +9,16 @@ import re
 import shutil
 import subprocess
 import tarfile
+import time
+import urllib.request
 
 import pytest
-from conftest import ROOT, VENV_BIN
+from conftest import ROOT, VENV_BIN, free_port
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import list_netns
 
 CONTENT = {'plugins', 'roles', 'playbooks', 'site.yml', 'labs', 'bpf', 'docs', 'meta', 'README.md', 'LICENSES',
-           'CHANGELOG.rst', 'changelogs', 'bindep.txt', 'MANIFEST.json', 'FILES.json'}
+           'CHANGELOG.rst', 'changelogs', 'bindep.txt', 'MANIFEST.json', 'FILES.json', 'tools'}
 MODULES = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, 'plugins', 'modules')) if f.endswith('.py'))
 ROLES = sorted(os.listdir(os.path.join(ROOT, 'roles')))
 # galaxy.yml gives the BPF sources GPL-2.0-only. Their first lines say it the kernel's way,
@@ -78,7 +80,10 @@ def test_the_artifact_carries_the_content_only_with_its_licences(artifact):
                 or any(part.startswith('.') for part in n.split('/'))]
     for needed in ('plugins/modules/xdp_program.py', 'bpf/xdp_router.c', 'bpf/xdpkit.h', 'roles/router/tasks/main.yml',
                    'LICENSES/GPL-3.0-or-later.txt', 'LICENSES/GPL-2.0-only.txt', 'CHANGELOG.rst', 'README.md',
-                   'meta/runtime.yml', 'meta/execution-environment.yml', 'bindep.txt'):
+                   'meta/runtime.yml', 'meta/execution-environment.yml', 'bindep.txt',
+                   # The live CLI and the exporter that the xdp_stats module's documentation points at.
+                   'tools/xdp_stats', 'tools/xdp_stats.py', 'tools/xdpkit_exporter',
+                   'plugins/module_utils/_exporter.py', 'roles/exporter/files/xdpkit-dashboard.json'):
         assert needed in names, needed
     info = manifest['collection_info']
     assert sorted(info['license']) == ['GPL-2.0-only', 'GPL-3.0-or-later']
@@ -112,6 +117,31 @@ def test_the_installed_copy_works_outside_the_checkout(artifact, tmp_path, clean
     for role in ROLES:
         doc = run([os.path.join(VENV_BIN, 'ansible-doc'), '-t', 'role', 'xdpkit.forwarding.' + role], workdir, env)
         assert 'ENTRY POINT' in doc, role
+
+    # The installed tools run from the installed copy: the exporter serves metrics and ends on SIGTERM,
+    # xdp_stats prints the same families.
+    assert '--web.listen-address' in run([str(installed / 'tools' / 'xdpkit_exporter'), '--help'], workdir, env)
+    stats = run([str(installed / 'tools' / 'xdp_stats'), '--prometheus', '--count', '1'], workdir, env)
+    assert '# TYPE xdpkit_xdp_packets_total counter' in stats, stats
+    port = free_port()
+    exporter = subprocess.Popen([str(installed / 'tools' / 'xdpkit_exporter'),
+                                 '--web.listen-address=127.0.0.1:%d' % port], cwd=workdir, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        for _attempt in range(100):
+            try:
+                with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=2) as response:
+                    body = response.read().decode()
+                break
+            except OSError:
+                assert exporter.poll() is None, exporter.communicate()
+                time.sleep(0.1)
+        assert body and '# TYPE xdpkit_xdp_packets_total counter' in body, body
+    finally:
+        exporter.terminate()
+        _out, err = exporter.communicate(timeout=15)
+    assert exporter.returncode == 0 and 'stopping on signal 15' in err and 'Traceback' not in err, err
 
     # A scenario end to end from the installed copy: the hardcoded one, named after this test.
     inventory = workdir / 'hosts.yml'

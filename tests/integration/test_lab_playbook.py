@@ -6,7 +6,7 @@ import socket
 
 import yaml
 
-from conftest import in_ns, run_playbook
+from conftest import in_ns, run_module, run_playbook
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_addresses, get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl
@@ -44,7 +44,8 @@ def test_fib_lab_builds_pings_reruns_unchanged_and_tears_down(cleanup, tmp_path)
     """From topology data alone: host ports named with the prefix, default routes computed in
     both namespaces, forwarding on in the lab host while the lab exists, back afterwards."""
     names = cleanup
-    lab = dict(fib_lab(names), lab_inventory=str(tmp_path / 'inventory.yml'))
+    picture = tmp_path / 'topology.svg'
+    lab = dict(fib_lab(names), lab_inventory=str(tmp_path / 'inventory.yml'), lab_picture_path=str(picture))
     forwarding_before = [read_sysctl(None, name) for name in FORWARDING]
 
     rc, out, err = run_playbook('playbooks/lab.yml', lab)
@@ -65,12 +66,33 @@ def test_fib_lab_builds_pings_reruns_unchanged_and_tears_down(cleanup, tmp_path)
     assert set(inventory['all']['children']) == {'host'}
     assert inventory['all']['children']['host']['hosts']['a']['ansible_netns'] == names('a')
 
+    # The picture: every node, every port with its addresses, and no counts while no program runs.
+    svg = picture.read_text()
+    assert svg.startswith('<?xml') and '</svg>' in svg, svg[:300]
+    for text in ('>host<', '>a<', '>b<', '>%s<' % names('a'), '>veth0<', '10.91.1.1/24', 'fd91:2::2/64'):
+        assert text in svg, text
+    assert 'redirect' not in svg
+
     rc, out, err = run_playbook('playbooks/lab.yml', lab)
     assert rc == 0 and recap(out)['changed'] == 0, out[-4000:]
+
+    # With a program on a port, a re-run draws its name and its counts as they are now.
+    attached = run_module('xdp_program', {'interface': names('a'), 'program': 'xdp_pass'})
+    try:
+        in_ns(names('a'), 'ping', '-c', '5', '-i', '0.01', '-W', '2', '10.91.1.1')
+        rc, out, err = run_playbook('playbooks/lab.yml', lab)
+        assert rc == 0 and recap(out)['changed'] == 1, out[-4000:]
+    finally:
+        run_module('xdp_program', {'interface': names('a'), 'state': 'absent'})
+    svg = picture.read_text()
+    assert attached['program']['name'] in svg and '>redirect 0<' in svg, svg
+    passed = re.search(r'>pass (\d+)<', svg)
+    assert passed and int(passed.group(1)) >= 5, svg
 
     rc, out, err = run_playbook('playbooks/lab.yml', dict(lab, state='absent'))
     assert rc == 0, out[-4000:] + err[-2000:]
     assert not [n for n in os.listdir('/run/netns') if n.startswith(names.prefix)]
+    assert not picture.exists()
     with iproute() as ipr:
         assert get_link(ipr, names('a')) is None and get_link(ipr, names('b')) is None
     assert [read_sysctl(None, name) for name in FORWARDING] == forwarding_before

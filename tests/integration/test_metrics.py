@@ -17,13 +17,22 @@ METRICS = ('xdpkit_xdp_packets_total', 'xdpkit_xdp_bytes_total')
 ACTIONS = ('XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT')
 
 
+KERNEL = 'xdpkit_kernel_forwarded_datagrams_total'
+
+
+def kernel_forwarded(text):
+    """{(namespace, family): value} of the kernel's own forwarded datagrams."""
+    return {(s.labels['namespace'], s.labels['family']): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == KERNEL}
+
+
 def samples(text):
     """{(metric, namespace, interface, action): value} from Prometheus text, parsed for real."""
     found = {}
     for family in text_string_to_metric_families(text):
         assert family.type == 'counter', family
         for sample in family.samples:
-            if sample.name.endswith('_created'):
+            if sample.name.endswith('_created') or sample.name == KERNEL:
                 continue
             labels = sample.labels
             assert set(labels) == {'namespace', 'interface', 'program', 'prog_id', 'action'}, labels
@@ -77,6 +86,10 @@ def test_prometheus_text_and_textfile_count_traffic_as_it_flows(cleanup, tmp_pat
     # The echo replies reached the program inside the namespace.
     inside_key = ('xdpkit_xdp_packets_total', ns, 'veth0', 'XDP_PASS')
     assert after[inside_key][0] - before[inside_key][0] >= 50, (before[inside_key], after[inside_key])
+    # The kernel's own forwarding, per namespace where a program runs (the host's is ''), both families
+    # (other programs on the host may add namespaces of theirs).
+    kernel = kernel_forwarded(second)
+    assert set(kernel) >= {(n, f) for n in ('', ns) for f in ('ipv4', 'ipv6')}, kernel
     # Actions the program never returned are exported as zero, not left out.
     assert after[('xdpkit_xdp_packets_total', '', host, 'XDP_DROP')][0] == 0
 

@@ -43,9 +43,10 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # What systemd needs to boot, plus the prerequisites role's packages (read from the role, so
-# the root keeps up with it) and nftables (`nft`, for tests that put rules in the router's way).
+# the root keeps up with it), nftables (`nft`, for tests that put rules in the router's way) and
+# prometheus_client (the exporter role's service).
 BOOT_PACKAGES = ('systemd', 'systemd-sysv', 'dbus', 'iproute2', 'python3')
-EXTRA_PACKAGES = ('nftables',)
+EXTRA_PACKAGES = ('nftables', 'python3-prometheus-client')
 
 # systemd-nspawn's exit status when the container asked for a reboot (systemd-nspawn@.service
 # restarts on it: RestartForceExitStatus=133).

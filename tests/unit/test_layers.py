@@ -19,7 +19,7 @@ LAYER_NAMES = {0: 'ground', 1: 'kernel interfaces', 2: 'kernel objects', 3: 'man
 # layer when that makes no cycle.
 LAYERS = {
     # pure Python, no kernel: errors and checks, the diff helper, BPF source text, a lab as data
-    '_common': 0, '_diff': 0, '_bpf_source': 0, '_topology': 0, '_frr_config': 0,
+    '_common': 0, '_diff': 0, '_bpf_source': 0, '_topology': 0, '_frr_config': 0, '_topology_picture': 0,
     # one kernel interface each: namespaces, netlink, bpf(2), XDP on a link
     '_netns': 1, '_netlink': 1, '_bpf_sys': 1, '_xdp_link': 1,
     # what xdpkit makes and keeps with them: pins, port tables, ownership, compiled programs,
@@ -30,6 +30,7 @@ LAYERS = {
     # one manager (or reader) per module noun, and the lab that composes them
     '_netns_manager': 3, '_veth': 3, '_route': 3, '_neighbour': 3, '_sysctl': 3, '_xdp_map': 3,
     '_xdp_program': 3, '_xdp_program_set': 3, '_keeper': 3, '_lab': 3, '_link_info': 3, '_xdp_stats': 3, '_metrics': 3,
+    '_exporter': 3,
     # the router at boot (xdpkit-router.service): the declarative file through the set manager
     '_boot': 3,
     # FRR instances in lab namespaces (the frr module)
