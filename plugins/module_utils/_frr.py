@@ -301,8 +301,8 @@ class FrrSetManager:
         if self.state == 'absent':
             return self._remove()
         if not frr_installed():
-            raise MissingDependency('FRR is not installed (no %s/watchfrr or frr-reload.py): %s' % (
-            FRR_BIN, INSTALL_HINT))
+            raise MissingDependency('FRR is not installed (no %s/watchfrr or frr-reload.py): %s'
+                                    % (FRR_BIN, INSTALL_HINT))
         for instance in self.instances:
             if not netns_exists(instance.namespace):
                 raise missing_netns_error(instance.namespace)
