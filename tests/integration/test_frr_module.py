@@ -15,7 +15,6 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info impor
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 
 
-
 def router_config(node, namespace, number, cost=None):
     return render_ospf_router({
         'node': node, 'namespace': namespace, 'router_id': '10.87.255.%d' % number,

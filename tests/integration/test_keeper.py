@@ -155,11 +155,11 @@ def test_callers_that_ensure_a_keeper_at_once_all_get_the_one_that_runs(keeper_f
         except Exception as exc:  # what the module would have failed with
             answers.put(('failed', str(exc)))
 
-    callers = [context.Process(target=caller) for _ in range(4)]
+    callers = [context.Process(target=caller) for _caller in range(4)]
     for process in callers:
         process.start()
     start.set()
-    results = [answers.get(timeout=30) for _ in callers]
+    results = [answers.get(timeout=30) for _process in callers]
     for process in callers:
         process.join(10)
     try:

@@ -159,13 +159,11 @@ def diamond(tmp_path_factory):
 def ecmp(tmp_path_factory):
     """diamond-ospf with equal costs (FRR installs a nexthop group) and the router role, once;
     the routers hash multipath flows on ports (fib_multipath_hash_policy 1)."""
-    generator = build_lab(tmp_path_factory, 'eco', {'lab_ospf_ecmp': True})
-    lab = next(generator)
-    for router in ROUTERS:
-        for family in (4, 6):
-            write_sysctl(lab.ns(router), 'net.ipv%d.fib_multipath_hash_policy' % family, '1')
-    yield lab
-    next(generator, None)
+    for lab in build_lab(tmp_path_factory, 'eco', {'lab_ospf_ecmp': True}):  # one lab; the loop runs its teardown
+        for router in ROUTERS:
+            for family in (4, 6):
+                write_sysctl(lab.ns(router), 'net.ipv%d.fib_multipath_hash_policy' % family, '1')
+        yield lab
 
 
 # --- every redirect, seen in the kernel -----------------------------------------------------
@@ -530,7 +528,7 @@ def failover(lab, log, xdp):
         try:
             check(*args)
         except AssertionError as exc:
-            result['failures'].append(str(exc).split('\n')[0])
+            result['failures'].append(str(exc).split('\n', maxsplit=1)[0])
     return result
 
 
