@@ -60,11 +60,13 @@ def run_dir(name):
     return os.path.join(RUN_ROOT, name)
 
 
-def daemons_file(daemons):
+def daemons_file(daemons, namespace):
     lines = ['# xdpkit.forwarding: the FRR daemons of this pathspace; watchfrr runs them in network',
              '# namespace of the same name (--netns).']
     lines += ['%s=%s' % (daemon, 'yes' if daemon in daemons else 'no') for daemon in KNOWN_DAEMONS if daemon != 'zebra']
-    lines += ['vtysh_enable=yes', 'watchfrr_options="--netns"', 'zebra_options="-A 127.0.0.1 -s 90000000"']
+    # The namespace by name: a bare --netns would take the pathspace's name, and create it if missing.
+    lines += ['vtysh_enable=yes', 'watchfrr_options="--netns=%s"' % namespace,
+              'zebra_options="-A 127.0.0.1 -s 90000000"']
     lines += ['%s_options="-A %s"' % (daemon, _VTY_ADDRESS.get(daemon, '127.0.0.1'))
               for daemon in KNOWN_DAEMONS if daemon != 'zebra']
     return '\n'.join(lines) + '\n'
@@ -76,6 +78,17 @@ def _read(path):
             return handle.read()
     except FileNotFoundError:
         return None
+
+
+def _start_time(pid):
+    """The process's start time (clock ticks since boot), or None once it is gone or a zombie: with
+    the pid it names one process, whatever later reuses the number."""
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            fields = handle.read().rsplit(')', 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if fields[0] == 'Z' else fields[19]
 
 
 def _process_of(name, daemon):
@@ -93,7 +106,9 @@ def _process_of(name, daemon):
             state = handle.read().rsplit(')', 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    if state == 'Z' or exe != os.path.join(FRR_BIN, daemon) or b'-N' not in argv:
+    # A package upgrade replaces the binaries under running daemons: their exe reads '... (deleted)'.
+    if state == 'Z' or exe not in (os.path.join(FRR_BIN, daemon), os.path.join(FRR_BIN, daemon) + ' (deleted)') \
+            or b'-N' not in argv:
         return None
     if argv[argv.index(b'-N') + 1:argv.index(b'-N') + 2] != [name.encode()]:
         return None
@@ -116,40 +131,48 @@ def running_daemons(name):
     return found
 
 
-def _gone(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as handle:
-            return handle.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except FileNotFoundError:
-        return True
+def _stop_process(daemon, pid):
+    """SIGINT (frrinit.sh's clean shutdown), SIGKILL after STOP_TIMEOUT, both only to the process
+    that had this pid when it was found; raises when it outlives both."""
+    started = _start_time(pid)
+    if started is None:
+        return
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _start_time(pid) == started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _start_time(pid) == started:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _start_time(pid) == started and time.monotonic() < deadline:
+            time.sleep(0.05)
+    if _start_time(pid) == started:
+        raise XdpkitError('FRR %s (pid %d) did not stop within %d s of SIGKILL' % (daemon, pid, 2 * STOP_TIMEOUT))
 
 
 def stop_instance(name):
-    """Stop pathspace `name` by its pids: watchfrr first (or it would restart the others), zebra
-    last (it takes the routes the others installed out of the kernel). Returns the pids stopped."""
-    running = running_daemons(name)
-    order = ['watchfrr'] + sorted(d for d in running if d not in ('watchfrr', 'zebra')) + ['zebra']
+    """Stop pathspace `name` by its pids: watchfrr first (or it would restart the others), then
+    what runs once it is gone (a daemon it restarted meanwhile has a new pid), zebra last (it takes
+    the routes the others installed out of the kernel). Returns the pids stopped; raises when a
+    daemon is still there after that."""
     stopped = {}
-    for daemon in order:
-        pid = running.get(daemon)
-        if not pid:
-            continue
-        try:
-            os.kill(pid, signal.SIGINT)  # what frrinit.sh sends: a clean shutdown
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while not _gone(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not _gone(pid):
-            os.kill(pid, signal.SIGKILL)
-            while not _gone(pid):
-                time.sleep(0.05)
-        stopped[daemon] = pid
+    running = running_daemons(name)
+    if 'watchfrr' in running:
+        _stop_process('watchfrr', running['watchfrr'])
+        stopped['watchfrr'] = running['watchfrr']
+        running = running_daemons(name)
+    for daemon in sorted(d for d in running if d != 'zebra') + ['zebra']:
+        if daemon in running:
+            _stop_process(daemon, running[daemon])
+            stopped[daemon] = running[daemon]
+    left = running_daemons(name)
+    if left:
+        raise XdpkitError('FRR instance %s still runs %s after it was stopped; stop them and run again' % (
+            name, ', '.join('%s (pid %d)' % item for item in sorted(left.items()))))
     return stopped
 
 
-def _check_config(config):
+def _check_config(name, config):
     """vtysh's dry run over the configuration: a line FRR does not know fails here, before any
     daemon starts (a running FRR would log it and carry on without it)."""
     path = '/run/xdpkit-frr-check-%d.conf' % os.getpid()
@@ -161,7 +184,8 @@ def _check_config(config):
     finally:
         os.unlink(path)
     if done.returncode != 0:
-        raise XdpkitError('FRR does not accept the configuration: %s' % done.stdout.strip().replace('\n', '; '))
+        raise XdpkitError('FRR does not accept the configuration of %s: %s' % (
+            name, done.stdout.strip().replace('\n', '; ')))
 
 
 def _chown_frr(path):
@@ -191,13 +215,17 @@ class FrrInstance:
         self.daemons = ['zebra'] + sorted(set(daemons) - {'zebra'})
         self.config = params.get('config')
         self.files = None if self.config is None else {
-            'daemons': daemons_file(self.daemons), 'frr.conf': self.config,
+            'daemons': daemons_file(self.daemons, self.namespace), 'frr.conf': self.config,
             'vtysh.conf': 'service integrated-vtysh-config\n'}
 
     def exists(self):
         return os.path.isdir(conf_dir(self.name)) or os.path.isdir(run_dir(self.name))
 
     def check_ownership(self):
+        if not os.path.isdir(conf_dir(self.name)) and running_daemons(self.name):
+            raise XdpkitError('FRR instance %s runs without a configuration this module made (no %s): it is another '
+                              'FRR instance; give this lab another namespace name or stop that instance yourself' % (
+                                  self.name, conf_dir(self.name)))
         if os.path.isdir(conf_dir(self.name)) and not os.path.exists(os.path.join(conf_dir(self.name), MARKER)):
             raise XdpkitError("%s exists and was not made by xdpkit (no %s in it): it is another FRR instance; give "
                               "this lab another namespace name or remove that instance yourself" % (
@@ -210,13 +238,13 @@ class FrrInstance:
         found = running_daemons(self.name)
         return found if all(d in found for d in ['watchfrr'] + self.daemons) else None
 
-    def write(self):
+    def write(self, files=None):
         directory = conf_dir(self.name)
         os.makedirs(directory, mode=0o750, exist_ok=True)
         _chown_frr(directory)
         with open(os.path.join(directory, MARKER), 'w') as handle:
             handle.write('made by xdpkit.forwarding (frr module); removed with state=absent\n')
-        for name, text in self.files.items():
+        for name, text in (files or self.files).items():
             path = os.path.join(directory, name)
             with open(path + '.tmp', 'w') as handle:
                 handle.write(text)
@@ -225,6 +253,10 @@ class FrrInstance:
             os.replace(path + '.tmp', path)
 
     def start(self):
+        try:
+            os.unlink(os.path.join(run_dir(self.name), 'watchfrr.started'))  # a previous start's
+        except FileNotFoundError:
+            pass
         done = subprocess.run([os.path.join(FRR_BIN, 'frrinit.sh'), 'start', self.name], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, universal_newlines=True, check=False)
         deadline = time.monotonic() + START_TIMEOUT
@@ -280,7 +312,9 @@ class FrrSetManager:
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise XdpkitError('frr instances named twice: %s' % ', '.join(twice))
-        self.timeout = float(params.get('timeout') or 60)
+        self.timeout = float(60 if params.get('timeout') is None else params['timeout'])
+        if self.timeout < 1:
+            raise XdpkitError('timeout is %s; give the seconds to wait for the routes, at least 1' % params['timeout'])
         self.waits = []
         for wait in params.get('wait_for_routes') or []:
             prefixes = []
@@ -308,7 +342,7 @@ class FrrSetManager:
                 raise missing_netns_error(instance.namespace)
             instance.check_ownership()
             if instance.current_files() != instance.files:
-                _check_config(instance.config)  # what runs already was checked when it was written
+                _check_config(instance.name, instance.config)  # what runs was checked when it was written
         before, after, views, made = [], [], [], []
         changed = False
         try:
@@ -319,8 +353,10 @@ class FrrSetManager:
                     views.append(instance.view(running))
                     continue
                 changed = True
-                before.append({'name': instance.name, 'running': bool(running), 'frr.conf': current['frr.conf']})
-                after.append({'name': instance.name, 'running': True, 'frr.conf': instance.config})
+                before.append({'name': instance.name, 'running': bool(running), 'daemons': current['daemons'],
+                               'frr.conf': current['frr.conf']})
+                after.append({'name': instance.name, 'running': True, 'daemons': instance.files['daemons'],
+                              'frr.conf': instance.config})
                 if self.check_mode:
                     views.append(instance.view(running))
                     continue
@@ -330,7 +366,13 @@ class FrrSetManager:
                     # to the running daemons. A restart would also do, but OSPFv3 neighbours of FRR
                     # 8.4 keep the flushed LSAs of a restarted router and ignore its new ones.
                     instance.write()
-                    instance.reload()
+                    try:
+                        instance.reload()
+                    except XdpkitError:
+                        # What runs is the old configuration: so must the files be, or the next run
+                        # would find them as wanted and change nothing.
+                        instance.write(current)
+                        raise
                     views.append(instance.view(instance.running()))
                     continue
                 if running_daemons(instance.name):
@@ -377,6 +419,7 @@ class FrrSetManager:
         before, views = [], []
         for instance in self.instances:
             instance.check_ownership()
+        for instance in self.instances:
             if not instance.exists() and not running_daemons(instance.name):
                 continue
             before.append({'name': instance.name, 'running': bool(running_daemons(instance.name)),

@@ -43,7 +43,7 @@ def render_ospf_router(router):
     lines = [
         '! xdpkit.forwarding lab router %s (network namespace %s). Generated from the lab\'s' % (
             router['node'], router['namespace']),
-        '! topology data: the lab role rewrites it, and restarts this FRR when it changes.',
+        '! topology data: the lab role rewrites it, and FRR reloads it when it changes.',
         'frr defaults traditional',
         'hostname %s' % router['node'],
         'log file /var/run/frr/%s/frr.log informational' % router['namespace'],

@@ -32,8 +32,8 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import
 
 STAT_KEYS = ('rx_packets', 'tx_packets', 'rx_bytes', 'tx_bytes', 'rx_dropped', 'tx_dropped')
 # rtnetlink's route protocols (linux/rtnetlink.h RTPROT_*): who installed a route.
-ROUTE_PROTOCOLS = {0: 'unspec', 1: 'redirect', 2: 'kernel', 3: 'boot', 4: 'static', 16: 'dhcp', 42: 'babel',
-                   186: 'bgp', 187: 'isis', 188: 'ospf', 189: 'rip', 192: 'eigrp'}
+ROUTE_PROTOCOLS = {0: 'unspec', 1: 'redirect', 2: 'kernel', 3: 'boot', 4: 'static', 9: 'ra', 11: 'zebra', 16: 'dhcp',
+                   42: 'babel', 186: 'bgp', 187: 'isis', 188: 'ospf', 189: 'rip', 192: 'eigrp', 196: 'zstatic'}
 ROUTE_TYPES = {1: 'unicast', 2: 'local', 3: 'broadcast', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit'}
 
 

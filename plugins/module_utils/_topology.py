@@ -312,6 +312,9 @@ def _ospf_flags(index, link, nodes):
 def _ospf_routers(spec, nodes, links):
     """routing: ospf - one FRR instance per router (its frr.conf), and what each must learn: a
     route to every subnet with a host on it, both families."""
+    unknown = sorted(set(spec.get('ospf') or {}) - set(OSPF_DEFAULTS))
+    if unknown:
+        raise _error('ospf has no %s; it takes %s' % (', '.join(unknown), ', '.join(OSPF_DEFAULTS)))
     ospf = dict(OSPF_DEFAULTS, **(spec.get('ospf') or {}))
     try:
         hello, dead = int(ospf['hello']), int(ospf['dead'])
@@ -325,20 +328,21 @@ def _ospf_routers(spec, nodes, links):
     host_subnets = []
     for index, link in enumerate(links):
         flags = _ospf_flags(index, link, nodes)
-        kinds = {nodes[node]['kind'] for node, _port in link['ends']}
-        if 'host' in kinds:
-            host_subnets += [str(pair[0].network) for _family, pair in sorted(link['addresses'].items())]
         cost = int(link['cost']) if link['cost'] else None
         for side, (node, port) in enumerate(link['ends']):
-            linked.add(node)
             if nodes[node]['kind'] != 'router' or not flags[side]:
                 continue
+            linked.add(node)
             other = link['ends'][1 - side][0]
             interfaces[node].append({'name': port, 'cost': cost,
                                      'mode': 'p2p' if nodes[other]['kind'] == 'router' else 'passive'})
+            if nodes[other]['kind'] == 'host':
+                # Advertised by this router: every router must learn it. A host subnet no router
+                # runs OSPF on is nobody's to advertise, so nobody waits for it.
+                host_subnets += [str(pair[0].network) for _family, pair in sorted(link['addresses'].items())]
     for name in routers:
         if name not in linked:
-            raise _error("router '%s' has no links: with routing: ospf every router needs one" % name)
+            raise _error("router '%s' has no link that runs OSPF: with routing: ospf every router needs one" % name)
         if nodes[name]['netns'] is None:
             raise _error("router '%s' is the lab host: routing: ospf runs FRR in each router's own namespace" % name)
     loopbacks = _loopbacks(spec, routers)

@@ -25,8 +25,9 @@ description:
     refused.
   - The configuration is checked with C(vtysh --dryrun) before anything starts. A changed
     configuration is applied to the running daemons with FRR's own C(frr-reload.py) (nothing
-    restarts; a changed O(instances[].daemons) restarts that instance); an unchanged one with all
-    its daemons running is left alone (changed=false, nothing restarted).
+    restarts; a changed O(instances[].daemons) restarts that instance; a configuration FRR does
+    not take leaves the old one in place, files included); an unchanged one with all its daemons
+    running is left alone (changed=false, nothing restarted).
   - O(state=absent) stops the instances and removes their configuration and runtime
     directories.
 requirements:
@@ -56,6 +57,7 @@ options:
         description: The daemons to run besides zebra (which always runs).
         type: list
         elements: str
+        choices: [zebra, ospfd, ospf6d, staticd, bfdd, bgpd, ripd, ripngd, isisd]
         default: [zebra, ospfd, ospf6d]
   wait_for_routes:
     description:
@@ -78,7 +80,7 @@ options:
         description: What to call this namespace in the failure message (e.g. the lab node's name).
         type: str
   timeout:
-    description: Seconds to wait for O(wait_for_routes).
+    description: Seconds to wait for O(wait_for_routes), at least 1.
     type: int
     default: 60
   state:
@@ -134,7 +136,7 @@ instances:
       type: bool
 removed:
   description: With O(state=absent), the instances that were stopped and removed.
-  returned: success
+  returned: with state=absent
   type: list
   elements: str
 converged_in:
@@ -156,7 +158,8 @@ def main():
                 namespace=dict(type='str', required=True),
                 name=dict(type='str'),
                 config=dict(type='str'),
-                daemons=dict(type='list', elements='str', default=['zebra', 'ospfd', 'ospf6d']),
+                daemons=dict(type='list', elements='str', default=['zebra', 'ospfd', 'ospf6d'],
+                             choices=['zebra', 'ospfd', 'ospf6d', 'staticd', 'bfdd', 'bgpd', 'ripd', 'ripngd', 'isisd']),
             )),
             wait_for_routes=dict(type='list', elements='dict', default=[], options=dict(
                 namespace=dict(type='str', required=True),

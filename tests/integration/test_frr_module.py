@@ -129,11 +129,12 @@ def test_frr_refuses_bad_input_before_anything_starts(pair):
     names, a, b = pair
     cases = [
         ({'instances': [{'namespace': a, 'config': 'interface link0\n ip ospf bogus 3\n'}]},
-         'FRR does not accept the configuration'),
+         'FRR does not accept the configuration of %s' % a),
         ({'instances': [{'namespace': a, 'config': 'hostname x\n', 'daemons': ['zebra', 'ospfd', 'nonesuchd']}]},
-         'unknown daemons nonesuchd'),
+         'Got no match for: nonesuchd'),
         ({'instances': [{'namespace': names('gone'), 'config': 'hostname x\n'}]}, 'does not exist'),
         ({'instances': [{'namespace': a}]}, 'have no config'),
+        ({'instances': [{'namespace': a, 'config': 'hostname x\n'}], 'timeout': 0}, 'timeout is 0'),
         ({'instances': [{'namespace': a, 'config': 'hostname x\n'}, {'namespace': a, 'config': 'hostname y\n'}]},
          'frr instances named twice'),
         ({'instances': [{'namespace': a, 'config': 'hostname x\n'}],

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._topology import ROUTINGS, plan_lab
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._topology import plan_lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -90,6 +90,7 @@ def test_static_routing_is_the_default_and_plans_no_frr():
     ({'ospf': {'hello': 4, 'dead': 4}}, 'must be longer than ospf.hello'),
     ({'ospf': {'hello': 'often'}}, 'ospf.hello and ospf.dead are whole seconds'),
     ({'extra_prefixes': {'count': 3}}, 'extra_prefixes needs routing: static'),
+    ({'ospf': {'dead_interval': 4}}, 'ospf has no dead_interval; it takes hello, dead, area'),
 ])
 def test_bad_ospf_topologies_are_refused_naming_what_is_wrong(change, message):
     with pytest.raises(XdpkitError, match=message.replace('(', r'\(')):
@@ -104,12 +105,19 @@ def test_a_link_with_ospf_on_one_end_only_is_refused():
     # Off on both ends is a link OSPF does not use: allowed, and no interface block for it.
     spec['links'][1]['ospf'] = False
     assert 'interface eth1\n' not in plan_lab(spec)['frr_configs']['r1']
+    # A host subnet whose router does not run OSPF on it is advertised by nobody: nobody waits for it.
+    spec['links'][0] = {'endpoints': ['h1:eth0', 'r1:eth0'], 'ospf': False}
+    assert '10.86.0.0/31' not in plan_lab(spec)['frr_waits'][0]['prefixes']
 
 
 def test_a_router_without_links_is_refused():
     spec = diamond()
     spec['nodes']['r9'] = {'kind': 'router'}
-    with pytest.raises(XdpkitError, match="router 'r9' has no links"):
+    with pytest.raises(XdpkitError, match="router 'r9' has no link that runs OSPF"):
+        plan_lab(spec)
+    # Links, none of them with OSPF on: the same.
+    spec['links'].append({'endpoints': ['r9:eth0', 'h2:eth1'], 'ospf': False})
+    with pytest.raises(XdpkitError, match="router 'r9' has no link that runs OSPF"):
         plan_lab(spec)
 
 
@@ -118,10 +126,6 @@ def test_the_lab_host_cannot_be_an_ospf_router():
     spec['nodes']['r1'] = {'kind': 'router', 'lab_host': True}
     with pytest.raises(XdpkitError, match="router 'r1' is the lab host"):
         plan_lab(spec)
-
-
-def test_routings_named_in_the_error_are_the_ones_that_exist():
-    assert ROUTINGS == ('static', 'ospf')
 
 
 @pytest.mark.parametrize('lab', ['chain-ospf', 'diamond-ospf'])
