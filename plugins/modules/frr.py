@@ -159,7 +159,8 @@ def main():
                 name=dict(type='str'),
                 config=dict(type='str'),
                 daemons=dict(type='list', elements='str', default=['zebra', 'ospfd', 'ospf6d'],
-                             choices=['zebra', 'ospfd', 'ospf6d', 'staticd', 'bfdd', 'bgpd', 'ripd', 'ripngd', 'isisd']),
+                             choices=['zebra', 'ospfd', 'ospf6d', 'staticd', 'bfdd', 'bgpd', 'ripd', 'ripngd',
+                                      'isisd']),
             )),
             wait_for_routes=dict(type='list', elements='dict', default=[], options=dict(
                 namespace=dict(type='str', required=True),
