@@ -137,12 +137,18 @@ def _stop_process(daemon, pid):
     started = _start_time(pid)
     if started is None:
         return
-    os.kill(pid, signal.SIGINT)
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
     deadline = time.monotonic() + STOP_TIMEOUT
     while _start_time(pid) == started and time.monotonic() < deadline:
         time.sleep(0.05)
     if _start_time(pid) == started:
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
         deadline = time.monotonic() + STOP_TIMEOUT
         while _start_time(pid) == started and time.monotonic() < deadline:
             time.sleep(0.05)
