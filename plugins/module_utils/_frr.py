@@ -153,7 +153,7 @@ def _stop_process(daemon, pid):
         while _start_time(pid) == started and time.monotonic() < deadline:
             time.sleep(0.05)
     if _start_time(pid) == started:
-        raise XdpkitError('FRR %s (pid %d) did not stop within %d s of SIGKILL' % (daemon, pid, 2 * STOP_TIMEOUT))
+        raise XdpkitError('FRR %s (pid %d) outlived SIGINT and SIGKILL (%d s)' % (daemon, pid, 2 * STOP_TIMEOUT))
 
 
 def stop_instance(name):
