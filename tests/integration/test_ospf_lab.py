@@ -28,15 +28,14 @@ import time
 
 import pytest
 from conftest import ROOT, Names, _remove_prefixed, in_ns, report, run_playbook
+from test_fleet import kernel_forwarded as fleet_kernel_forwarded
+from test_fleet import redirected as fleet_redirected
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import forwarded_datagrams
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, get_tx_checksum, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns, list_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
-    find_stats_map,
     interface_program,
-    read_counters,
 )
 
 ROUTERS = ('r1', 'r2', 'r3', 'r4')
@@ -89,21 +88,10 @@ class Lab:
 
     def redirected(self, router):
         """XDP_REDIRECT packets over the router's ports (one program per port)."""
-        total = 0
-        for port in self.hosts[router]['router_interfaces']:
-            program = interface_program(self.ns(router), port)
-            if program is None:
-                continue
-            fd = find_stats_map(program['id'])
-            try:
-                total += read_counters(fd)['XDP_REDIRECT']['packets']
-            finally:
-                os.close(fd)
-        return total
+        return fleet_redirected(self.hosts, router)
 
     def kernel_forwarded(self, router):
-        counts = forwarded_datagrams(self.ns(router))
-        return counts['ipv4'] + counts['ipv6']
+        return fleet_kernel_forwarded(self.hosts, router)
 
     def set_link(self, router, port, up):
         with iproute(self.ns(router)) as ipr:
