@@ -40,7 +40,7 @@ def test_benchmark_runs_on_a_tiny_packet_count(cleanup, tmp_path):
     # their forwarding path in the ns/packet measurement, and the ratios were computed.
     one = results['one_cpu']
     assert set(one['modes']) == {'limit', 'kernel4', 'kernel6', 'fib4', 'fib6', 'fib4_before', 'fib6_before',
-                                 'kernel4_strict', 'fib4_strict', 'fib4_floor'}
+                                 'kernel4_strict', 'fib4_strict', 'fib4_floor', 'fib4_floor_addr'}
     assert all(len(p['samples']) == 2 and all(s['delivered'] > 0 for s in p['samples']) for p in one['modes'].values())
     for mode in ('fib4', 'fib6', 'fib4_before', 'fib6_before', 'fib4_strict', 'fib4_floor',
                  'fib4_without_source_check'):
