@@ -343,17 +343,19 @@ class FrrSetManager:
         if not frr_installed():
             raise MissingDependency('FRR is not installed (no %s/watchfrr or frr-reload.py): %s'
                                     % (FRR_BIN, INSTALL_HINT))
+        found = {}
         for instance in self.instances:
             if not netns_exists(instance.namespace):
                 raise missing_netns_error(instance.namespace)
             instance.check_ownership()
-            if instance.current_files() != instance.files:
+            found[instance.name] = instance.current_files()
+            if found[instance.name] != instance.files:
                 _check_config(instance.name, instance.config)  # what runs was checked when it was written
         before, after, views, made = [], [], [], []
         changed = False
         try:
             for instance in self.instances:
-                current = instance.current_files()
+                current = found[instance.name]
                 running = instance.running()
                 if current == instance.files and running:
                     views.append(instance.view(running))
@@ -426,9 +428,10 @@ class FrrSetManager:
         for instance in self.instances:
             instance.check_ownership()
         for instance in self.instances:
-            if not instance.exists() and not running_daemons(instance.name):
+            running = running_daemons(instance.name)
+            if not instance.exists() and not running:
                 continue
-            before.append({'name': instance.name, 'running': bool(running_daemons(instance.name)),
+            before.append({'name': instance.name, 'running': bool(running),
                            'frr.conf': _read(os.path.join(conf_dir(instance.name), 'frr.conf'))})
             views.append(instance.name)
             if not self.check_mode:

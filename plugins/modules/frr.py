@@ -147,7 +147,11 @@ converged_in:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._frr import FrrSetManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._frr import (
+    DEFAULT_DAEMONS,
+    KNOWN_DAEMONS,
+    FrrSetManager,
+)
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._module import require_pyroute2, run_manager
 
 
@@ -158,9 +162,8 @@ def main():
                 namespace=dict(type='str', required=True),
                 name=dict(type='str'),
                 config=dict(type='str'),
-                daemons=dict(type='list', elements='str', default=['zebra', 'ospfd', 'ospf6d'],
-                             choices=['zebra', 'ospfd', 'ospf6d', 'staticd', 'bfdd', 'bgpd', 'ripd', 'ripngd',
-                                      'isisd']),
+                daemons=dict(type='list', elements='str', default=list(DEFAULT_DAEMONS),
+                             choices=list(KNOWN_DAEMONS)),
             )),
             wait_for_routes=dict(type='list', elements='dict', default=[], options=dict(
                 namespace=dict(type='str', required=True),
