@@ -4,7 +4,7 @@
  *   tx_ports   ingress ifindex -> egress ifindex (DEVMAP_HASH)
  * One program per port, all sharing both maps, forwards in every direction the maps name.
  * Frames from an unknown source, or arriving on a port with no egress, go to the kernel. */
-#include "xdpkit.h"
+#include "xdpkit_reasons.h"
 
 struct mac_addr {
 	unsigned char addr[ETH_ALEN];
@@ -20,20 +20,19 @@ int xdp_redirect_map(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct mac_addr src;
 	struct mac_addr *dest;
-	int action;
 
 	if ((void *)(eth + 1) > data_end)
-		return xdpkit_record(ctx, XDP_PASS);
+		return xdpkit_record_reason(ctx, XDPKIT_REASON_MALFORMED);
 
 	xdpkit_copy_mac(src.addr, eth->h_source);
 	dest = mac_table.lookup(&src);
 	if (!dest)
-		return xdpkit_record(ctx, XDP_PASS);
+		return xdpkit_record_reason(ctx, XDPKIT_REASON_UNKNOWN_SOURCE_MAC);
 
 	/* With XDP_PASS as flags a missing port falls back to the kernel instead of
 	 * XDP_ABORTED; the frame is only rewritten once the redirect is certain. */
-	action = tx_ports.redirect_map(ctx->ingress_ifindex, XDP_PASS);
-	if (action == XDP_REDIRECT)
-		xdpkit_copy_mac(eth->h_dest, dest->addr);
-	return xdpkit_record(ctx, action);
+	if (tx_ports.redirect_map(ctx->ingress_ifindex, XDP_PASS) != XDP_REDIRECT)
+		return xdpkit_record_reason(ctx, XDPKIT_REASON_NO_EGRESS_PORT);
+	xdpkit_copy_mac(eth->h_dest, dest->addr);
+	return xdpkit_record_reason(ctx, XDPKIT_REDIRECTED);
 }

@@ -29,6 +29,7 @@
  *   - ICMP and ICMPv6 errors, redirects included: over a multipath route the kernel hashes the header they quote
  *     (ip_multipath_l3_keys(), ip6_multipath_l3_keys()), where bpf_fib_lookup() hashes the
  *     outer one, so the kernel picks their path.
+ * Every frame handed over (or dropped) is counted under the rule it met (xdpkit_reasons.h).
  * Both lookups carry what the kernel's flow dissector gives policy rules (ipproto, sport,
  * dport) and the L4 multipath hash: the protocol and the first four bytes of the transport
  * header (AH: its SPI), none for fragments; the reverse lookup has them swapped, as in
@@ -59,7 +60,7 @@
  *   FIB_LOOKUP_DIRECT=1  skip policy routing rules (BPF_FIB_LOOKUP_DIRECT); default: full
  *   XDPKIT_FIB_SKIP_NEIGH  set by xdpkit from a probe of the running kernel (see below)
  */
-#include "xdpkit.h"
+#include "xdpkit_reasons.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -263,21 +264,39 @@ static __always_inline int icmp_error(__u8 *icmp, void *data_end, int family)
 	       type == ICMPV6_PARAMPROB;
 }
 
-/* What to do with a lookup result other than success. */
-static __always_inline int fib_failure_action(int rc)
+/* Why a lookup result other than success is not forwarded here. A blackhole is the one
+ * reason that drops (xdpkit_reason_action()). UNREACHABLE, PROHIBIT and NOT_FWDED without a
+ * route: the kernel answers with the ICMP error the sender must see. NO_NEIGH: the kernel
+ * resolves the neighbour, later frames go fast. FRAG_NEEDED: the kernel fragments or sends
+ * "fragmentation needed". FWD_DISABLED, NOT_FWDED (local, broadcast, multicast), UNSUPP_LWT:
+ * its job. */
+static __always_inline int fib_failure_reason(int rc)
 {
-	/* A blackhole is a silent drop in the kernel too (ip_error() sends nothing for it). */
-	if (rc == BPF_FIB_LKUP_RET_BLACKHOLE)
-		return XDP_DROP;
-	/* UNREACHABLE, PROHIBIT and NOT_FWDED without a route: the kernel answers with the ICMP
-	 * error the sender must see. NO_NEIGH: the kernel resolves the neighbour, later frames
-	 * go fast. FRAG_NEEDED: the kernel fragments or sends "fragmentation needed".
-	 * FWD_DISABLED, NOT_FWDED (local, broadcast, multicast), UNSUPP_LWT: its job. */
-	return XDP_PASS;
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+		return XDPKIT_REASON_BLACKHOLE;
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+		return XDPKIT_REASON_UNREACHABLE;
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		return XDPKIT_REASON_PROHIBIT;
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		return XDPKIT_REASON_NO_ROUTE;
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+		return XDPKIT_REASON_FORWARDING_DISABLED;
+	case BPF_FIB_LKUP_RET_UNSUPP_LWT:
+		return XDPKIT_REASON_UNSUPPORTED_ROUTE;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		return XDPKIT_REASON_NO_NEIGHBOUR;
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return XDPKIT_REASON_FRAGMENTATION_NEEDED;
+	default:
+		return XDPKIT_REASON_LOOKUP_FAILED;
+	}
 }
 
 /* fib_validate_source() (net/ipv4/fib_frontend.c, 6.x) for a frame the kernel would route out
- * of `egress`: may XDP forward it? 0 means "the kernel's call", never "drop". Linux's function
+ * of `egress`: may XDP forward it? 0: yes; otherwise the reason it is the kernel's call (never
+ * "drop"). Linux's function
  * has a fast path and a full check:
  *
  *	int r = secpath_exists(skb) ? 0 : IN_DEV_RPFILTER(idev);
@@ -299,7 +318,7 @@ static __always_inline int fib_failure_action(int rc)
  * fast path needs from the namespace (its addresses, whether it has custom local routes,
  * custom rules or realms) is in local_addrs and local_state, which the keeper keeps and
  * vouches for; when nobody vouches for them lately, the full check decides. */
-static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *iph, struct xdpkit_port *port,
+static __always_inline int ipv4_source_refused(struct xdp_md *ctx, struct iphdr *iph, struct xdpkit_port *port,
 					     struct bpf_fib_lookup *fwd, __u32 egress)
 {
 	struct bpf_fib_lookup rev = {};
@@ -315,7 +334,7 @@ static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *i
 			if (!(local->full_check & XDPKIT_FULL_TCLASSID)) {
 				/* `if (IN_DEV_ACCEPT_LOCAL(idev)) goto ok;`: Linux checks nothing. */
 				if (port->accept_local)
-					return 1;
+					return 0;
 				/* `if (net->ipv4.fib_has_custom_local_routes ||
 				 * fib4_has_custom_rules(net)) goto full_check;` (and a non-unicast
 				 * route that no /32 entry can stand for: the full check too). */
@@ -326,13 +345,13 @@ static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *i
 					 * fast path accepts and the full check refuses: those go to the
 					 * kernel too, so a flag set before the keeper watched costs a
 					 * hand-over, never a frame Linux would drop. */
-					return !local_addrs.lookup(&saddr);
+					return local_addrs.lookup(&saddr) ? XDPKIT_REASON_LOCAL_SOURCE : 0;
 				}
 			}
 		} else if (port->accept_local) {
 			/* `if (IN_DEV_ACCEPT_LOCAL(idev)) goto ok;` without word on realms: as before
 			 * the local table, the usual case (realms are rare). */
-			return 1;
+			return 0;
 		}
 	}
 
@@ -355,52 +374,51 @@ static __always_inline int ipv4_source_valid(struct xdp_md *ctx, struct iphdr *i
 		/* `if (res.type != RTN_UNICAST ...) goto e_inval;` passed: a unicast route back.
 		 * Strict mode (`if (rpf == 1) goto e_rpf;` unless the route uses the ingress
 		 * port) wants it back through the ingress port; loose and off take any. */
-		if (port->rp_filter == 1)
-			return rev.ifindex == ctx->ingress_ifindex;
-		return 1;
+		if (port->rp_filter == 1 && rev.ifindex != ctx->ingress_ifindex)
+			return XDPKIT_REASON_REVERSE_PATH;
+		return 0;
 	case BPF_FIB_LKUP_RET_BLACKHOLE:
 	case BPF_FIB_LKUP_RET_UNREACHABLE:
 	case BPF_FIB_LKUP_RET_PROHIBIT:
 		/* `if (fib_lookup(...)) goto last_resort;`: `if (rpf) goto e_rpf;` else fine. */
-		return !port->rp_filter;
+		return port->rp_filter ? XDPKIT_REASON_REVERSE_PATH : 0;
 	default:
 		/* NOT_FWDED: a local or broadcast source (`res.type != RTN_UNICAST`, martian
 		 * unless accept_local) or no route back at all; FWD_DISABLED and the rest: let
-		 * the kernel judge. */
-		return 0;
+		 * the kernel judge. Only the count asks which (the table may be stale here: it
+		 * names the reason, it decides nothing). */
+		return local_addrs.lookup(&saddr) ? XDPKIT_REASON_LOCAL_SOURCE : XDPKIT_REASON_REVERSE_PATH;
 	}
 }
 
-/* Look up the next hop: XDP_REDIRECT when the frame may be redirected to fib->ifindex with
- * fib's MACs, else the action for it. */
+/* Look up the next hop: XDPKIT_REDIRECTED when the frame may be redirected to fib->ifindex
+ * with fib's MACs, else why not. */
 static __always_inline int look_up_next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib)
 {
 	int rc;
 
 	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), XDPKIT_FIB_FLAGS);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_failure_action(rc);
+		return fib_failure_reason(rc);
 	/* Out of the port it came in on: the kernel forwards it and tells the sender about the
 	 * better next hop with an ICMP redirect. */
 	if (fib->ifindex == ctx->ingress_ifindex)
-		return XDP_PASS;
-	return XDP_REDIRECT;
+		return XDPKIT_REASON_HAIRPIN;
+	return XDPKIT_REDIRECTED;
 }
 
 /* Redirect to the next hop look_up_next_hop() found, when this program may send there, and
- * write both MACs. The caller adjusts TTL / hop limit only when the result is XDP_REDIRECT. */
+ * write both MACs. The caller adjusts TTL / hop limit only when the result is
+ * XDPKIT_REDIRECTED. */
 static __always_inline int redirect_to_next_hop(struct ethhdr *eth, struct bpf_fib_lookup *fib)
 {
-	int action;
-
 	/* Redirect first: a port that is not in tx_ports falls back to the kernel untouched.
 	 * The frame is only sent after the program returns, so rewriting after is safe. */
-	action = tx_ports.redirect_map(fib->ifindex, XDP_PASS);
-	if (action == XDP_REDIRECT) {
-		xdpkit_copy_mac(eth->h_dest, fib->dmac);
-		xdpkit_copy_mac(eth->h_source, fib->smac);
-	}
-	return action;
+	if (tx_ports.redirect_map(fib->ifindex, XDP_PASS) != XDP_REDIRECT)
+		return XDPKIT_REASON_EGRESS_WITHOUT_ROUTER;
+	xdpkit_copy_mac(eth->h_dest, fib->dmac);
+	xdpkit_copy_mac(eth->h_source, fib->smac);
+	return XDPKIT_REDIRECTED;
 }
 
 static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
@@ -408,37 +426,39 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 {
 	struct iphdr *iph = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
-	int action;
+	int reason;
 
 	if ((void *)(iph + 1) > data_end)
-		return XDP_PASS;
-	/* A short or lying header is the kernel's to drop. TTL <= 1 needs an ICMP time
-	 * exceeded from the kernel. */
-	if (iph->version != 4 || iph->ihl < 5 || iph->ttl <= 1)
-		return XDP_PASS;
+		return XDPKIT_REASON_MALFORMED;
+	/* A short or lying header is the kernel's to drop. */
+	if (iph->version != 4 || iph->ihl < 5)
+		return XDPKIT_REASON_MALFORMED;
+	/* TTL <= 1 needs an ICMP time exceeded from the kernel. */
+	if (iph->ttl <= 1)
+		return XDPKIT_REASON_TTL;
 	if (bpf_ntohs(iph->tot_len) < iph->ihl * 4 ||
 	    (void *)iph + bpf_ntohs(iph->tot_len) > data_end)
-		return XDP_PASS;
+		return XDPKIT_REASON_MALFORMED;
 	/* The kernel drops IPv4 headers with a bad checksum; forwarding them would hide that.
 	 * Options other than padding need the kernel's option processing. */
 	if (iph->ihl == 5) {
 		if (xdpkit_ipv4_header_sum(iph) != 0xFFFF)
-			return XDP_PASS;
+			return XDPKIT_REASON_MALFORMED;
 	} else {
-		if ((void *)iph + IPV4_HEADER_MAX > data_end)
-			return XDP_PASS;
-		if (!ipv4_options_are_padding(iph) || ipv4_header_sum_with_options(iph) != 0xFFFF)
-			return XDP_PASS;
+		if ((void *)iph + IPV4_HEADER_MAX > data_end || !ipv4_options_are_padding(iph))
+			return XDPKIT_REASON_OPTIONS;
+		if (ipv4_header_sum_with_options(iph) != 0xFFFF)
+			return XDPKIT_REASON_MALFORMED;
 	}
 	/* Such a source is martian to ip_route_input_slow() before any lookup (a loopback one
 	 * unless route_localnet, which is the kernel's call). */
 	if (ipv4_never_unicast(iph->saddr))
-		return XDP_PASS;
+		return XDPKIT_REASON_MARTIAN_SOURCE;
 	/* Such a destination is never forwarded as unicast, even when a default route covers it:
 	 * this-network and loopback are martian, 255.255.255.255 is local broadcast, and
 	 * multicast is forwarded only by a multicast router. */
 	if (ipv4_never_unicast(iph->daddr))
-		return XDP_PASS;
+		return XDPKIT_REASON_MARTIAN_DESTINATION;
 
 	fib.family = AF_INET;
 	fib.tos = iph->tos;
@@ -448,7 +468,7 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 		void *l4 = (void *)iph + iph->ihl * 4;
 
 		if (iph->protocol == IPPROTO_ICMP && icmp_error(l4, data_end, AF_INET))
-			return XDP_PASS;
+			return XDPKIT_REASON_ICMP_ERROR;
 		if (!(iph->frag_off & IPV4_MORE_FRAGMENTS))
 			read_l4_ports(&fib, iph->protocol, l4, data_end);
 	}
@@ -457,19 +477,25 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	fib.ipv4_dst = iph->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
 
-	action = look_up_next_hop(ctx, &fib);
-	if (action != XDP_REDIRECT)
-		return action;
+	reason = look_up_next_hop(ctx, &fib);
+	if (reason != XDPKIT_REDIRECTED) {
+		/* NOT_FWDED is "no route" and "local or broadcast" alike; the local table tells
+		 * the frames for the router itself apart (for the count only). */
+		if (reason == XDPKIT_REASON_NO_ROUTE && local_addrs.lookup(&fib.ipv4_dst))
+			return XDPKIT_REASON_LOCAL_DESTINATION;
+		return reason;
+	}
 	/* The kernel's source check depends on the egress port: it runs between the lookup and
 	 * the redirect. */
-	if (!ipv4_source_valid(ctx, iph, port, &fib, fib.ifindex))
-		return XDP_PASS;
-	action = redirect_to_next_hop(eth, &fib);
-	if (action != XDP_REDIRECT)
-		return action;
+	reason = ipv4_source_refused(ctx, iph, port, &fib, fib.ifindex);
+	if (reason)
+		return reason;
+	reason = redirect_to_next_hop(eth, &fib);
+	if (reason != XDPKIT_REDIRECTED)
+		return reason;
 	ipv4_decrease_ttl(iph);
 	trim_to_ip_length(ctx, iph, bpf_ntohs(iph->tot_len), data_end);
-	return XDP_REDIRECT;
+	return XDPKIT_REDIRECTED;
 }
 
 static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end)
@@ -478,34 +504,34 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	struct bpf_fib_lookup fib = {};
 	void *l4 = ip6h + 1;
 	int l4_protocol;
-	int action;
+	int reason;
 
-	if ((void *)(ip6h + 1) > data_end)
-		return XDP_PASS;
-	if (ip6h->version != 6 || ip6h->hop_limit <= 1)
-		return XDP_PASS;
+	if ((void *)(ip6h + 1) > data_end || ip6h->version != 6)
+		return XDPKIT_REASON_MALFORMED;
+	if (ip6h->hop_limit <= 1)
+		return XDPKIT_REASON_TTL;
 	/* Hop-by-hop options must be read by every router: the kernel's job, unless they are
 	 * only padding. */
 	l4_protocol = ip6h->nexthdr;
 	if (l4_protocol == IPPROTO_HOPOPTS) {
 		l4_protocol = ipv6_padding_hop_by_hop(ip6h, data_end);
 		if (l4_protocol < 0)
-			return XDP_PASS;
+			return XDPKIT_REASON_OPTIONS;
 		l4 += 8;
 	}
 	if (ip6h->nexthdr == IPPROTO_ICMPV6 && icmp_error(l4, data_end, AF_INET6))
-		return XDP_PASS;
+		return XDPKIT_REASON_ICMP_ERROR;
 	if ((void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len) > data_end)
-		return XDP_PASS;
+		return XDPKIT_REASON_MALFORMED;
 	/* Sources ipv6_rcv() and ip6_forward() refuse (unspecified, loopback, multicast,
 	 * IPv4-mapped) and link-local ones, which are never forwarded (the kernel answers them
 	 * with ICMP). IPv6 has no rp_filter in the stack. */
 	if (ipv6_never_forwarded(&ip6h->saddr))
-		return XDP_PASS;
+		return XDPKIT_REASON_MARTIAN_SOURCE;
 	/* Multicast goes to the multicast input path (forwarded only by a multicast router);
 	 * link-local, loopback and IPv4-mapped destinations are never forwarded. */
 	if (ipv6_never_forwarded(&ip6h->daddr))
-		return XDP_PASS;
+		return XDPKIT_REASON_MARTIAN_DESTINATION;
 
 	fib.family = AF_INET6;
 	fib.flowinfo = *(__be32 *)ip6h & IPV6_FLOWINFO_MASK;
@@ -518,15 +544,15 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	__builtin_memcpy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, sizeof(fib.ipv6_dst));
 	fib.ifindex = ctx->ingress_ifindex;
 
-	action = look_up_next_hop(ctx, &fib);
-	if (action != XDP_REDIRECT)
-		return action;
-	action = redirect_to_next_hop(eth, &fib);
-	if (action != XDP_REDIRECT)
-		return action;
+	reason = look_up_next_hop(ctx, &fib);
+	if (reason != XDPKIT_REDIRECTED)
+		return reason;
+	reason = redirect_to_next_hop(eth, &fib);
+	if (reason != XDPKIT_REDIRECTED)
+		return reason;
 	ip6h->hop_limit--;
 	trim_to_ip_length(ctx, ip6h, sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len), data_end);
-	return XDP_REDIRECT;
+	return XDPKIT_REDIRECTED;
 }
 
 int xdp_router(struct xdp_md *ctx)
@@ -538,22 +564,24 @@ int xdp_router(struct xdp_md *ctx)
 	u32 ingress = ctx->ingress_ifindex;
 
 	if ((void *)(eth + 1) > data_end)
-		return xdpkit_record(ctx, XDP_PASS);
+		return xdpkit_record_reason(ctx, XDPKIT_REASON_MALFORMED);
 	/* Without the port's facts the router cannot tell what Linux would refuse. */
 	port = ports.lookup(&ingress);
-	if (!port || !xdpkit_vouched(port))
-		return xdpkit_record(ctx, XDP_PASS);
+	if (!port)
+		return xdpkit_record_reason(ctx, XDPKIT_REASON_PORT_UNKNOWN);
+	if (!xdpkit_vouched(port))
+		return xdpkit_record_reason(ctx, XDPKIT_REASON_NOT_VOUCHED);
 	/* Linux routes only frames addressed to the port itself (PACKET_HOST); veth and
 	 * promiscuous NICs hand XDP the others too. */
 	if (!xdpkit_mac_equal(eth->h_dest, port->mac))
-		return xdpkit_record(ctx, XDP_PASS);
+		return xdpkit_record_reason(ctx, XDPKIT_REASON_NOT_OUR_MAC);
 
 	/* Each family keeps its own path: one header pointer shared by both, tested after
 	 * the lookup, is a maybe-NULL pointer to the verifier. VLAN-tagged frames, ARP and
 	 * everything else are not IP here and go to the kernel untouched. */
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return xdpkit_record(ctx, route_ipv4(ctx, eth, data_end, port));
+		return xdpkit_record_reason(ctx, route_ipv4(ctx, eth, data_end, port));
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-		return xdpkit_record(ctx, route_ipv6(ctx, eth, data_end));
-	return xdpkit_record(ctx, XDP_PASS);
+		return xdpkit_record_reason(ctx, route_ipv6(ctx, eth, data_end));
+	return xdpkit_record_reason(ctx, XDPKIT_REASON_NOT_IP);
 }

@@ -2,8 +2,10 @@
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """[Layer 3, managers] Per-action packet and byte counters of the XDP program on an interface,
-and, for a program that caches what it knows of its ports (the router), whether that is still
-vouched for.
+why it did not redirect the frames it handed to the kernel (per reason, _reasons), the share of
+the forwarded frames XDP redirected (on the port, and in the namespace against the kernel's own
+forwarded count), and, for a program that caches what it knows of its ports (the router),
+whether that is still vouched for.
 
 The counters live in the program's per-CPU `xdp_stats_map`, found through the attached
 program's map ids, so no pin path needs to be known (and any xdpkit program is readable); the
@@ -20,13 +22,15 @@ import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _reasons
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import (
     XdpkitError,
     check_ifname,
     check_netns_name,
     describe_ns,
 )
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute, require_link
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import forwarded_datagrams
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump, iproute, require_link
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import missing_netns_error, netns_exists
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 
@@ -50,25 +54,96 @@ def find_stats_map(prog_id):
         prog_id, lambda info: info['name'] == STATS_MAP_NAME and info['type'] == 'percpu_array')
 
 
-def read_counters(map_fd, ncpus=None):
-    """{action: {'packets', 'bytes'}} summed over CPUs."""
+def find_reasons_map(prog_id):
+    """fd of the program's xdp_reasons_map, or None (a program that counts no reasons: xdp_pass,
+    another tool's, or one loaded by an older collection)."""
+    return sysbpf.program_map_fd(
+        prog_id, lambda info: info['name'] == _reasons.REASONS_MAP_NAME and info['type'] == 'percpu_array')
+
+
+def _read_slots(map_fd, names, ncpus):
+    """{name: {'packets', 'bytes'}} of a per-CPU array of (packets, bytes), summed over CPUs;
+    slot i is names[i]."""
     ncpus = ncpus or possible_cpus()
     counters = {}
-    for index, action in enumerate(ACTIONS):
+    for index, name in enumerate(names):
         raw = sysbpf.map_lookup(map_fd, struct.pack('=I', index), 16 * ncpus) or b''
         packets = bytes_ = 0
         for cpu in range(len(raw) // 16):
             p, b = struct.unpack_from('=QQ', raw, cpu * 16)
             packets += p
             bytes_ += b
-        counters[action] = {'packets': packets, 'bytes': bytes_}
+        counters[name] = {'packets': packets, 'bytes': bytes_}
     return counters
 
 
+def read_counters(map_fd, ncpus=None):
+    """{action: {'packets', 'bytes'}} summed over CPUs."""
+    return _read_slots(map_fd, ACTIONS, ncpus)
+
+
+def read_reasons(map_fd, ncpus=None):
+    """{reason: {'packets', 'bytes'}} summed over CPUs, every reason but 'redirected' (never counted)."""
+    counters = _read_slots(map_fd, _reasons.REASON_NAMES, ncpus)
+    counters.pop('redirected')
+    return counters
+
+
+def program_reasons(prog_id, ncpus=None):
+    """The program's reason counters, or None when it keeps none."""
+    fd = find_reasons_map(prog_id)
+    if fd is None:
+        return None
+    try:
+        return read_reasons(fd, ncpus)
+    finally:
+        os.close(fd)
+
+
 def rates(first, second, seconds):
-    return {action: {'pps': (second[action]['packets'] - first[action]['packets']) / seconds,
-                     'bps': 8 * (second[action]['bytes'] - first[action]['bytes']) / seconds}
-            for action in ACTIONS}
+    return {name: {'pps': (second[name]['packets'] - first[name]['packets']) / seconds,
+                   'bps': 8 * (second[name]['bytes'] - first[name]['bytes']) / seconds}
+            for name in second}
+
+
+def namespace_redirected(namespace, ncpus=None):
+    """Frames every counting XDP program in the namespace redirected (their XDP_REDIRECT counts)."""
+    total = 0
+    with iproute(namespace) as ipr:
+        prog_ids = {attached['prog_id'] for attached in
+                    (attached_program(ipr, link['index']) for link in dump(ipr.get_links)) if attached}
+    for prog_id in sorted(prog_ids):
+        fd = find_stats_map(prog_id)
+        if fd is None:
+            continue
+        try:
+            total += read_counters(fd, ncpus)['XDP_REDIRECT']['packets']
+        finally:
+            os.close(fd)
+    return total
+
+
+def acceleration(namespace, redirected, reasons, ncpus=None):
+    """The share of forwarded frames XDP redirected: on the port (its redirects over those plus
+    what it handed to the kernel to forward, _reasons.port_share()) and in the namespace (every
+    program's redirects over those plus the kernel's own forwarded datagrams, its SNMP counters)."""
+    namespace_xdp = namespace_redirected(namespace, ncpus)
+    kernel = forwarded_datagrams(namespace)
+    kernel_total = kernel['ipv4'] + kernel['ipv6']
+    return {'port': _reasons.port_share(redirected, reasons) if reasons is not None else None,
+            'namespace': _reasons.share(namespace_xdp, kernel_total),
+            'namespace_redirected': namespace_xdp, 'kernel_forwarded': kernel_total}
+
+
+def acceleration_over(first, second):
+    """The shares over an interval, from two acceleration() reads and the port's redirects and
+    reasons before and after (dicts with 'redirected' and 'reasons')."""
+    reasons = _reasons.difference(second['reasons'], first['reasons']) if second['reasons'] is not None else None
+    redirected = second['redirected'] - first['redirected']
+    return {'port': _reasons.port_share(redirected, reasons) if reasons is not None else None,
+            'namespace': _reasons.share(
+                second['acceleration']['namespace_redirected'] - first['acceleration']['namespace_redirected'],
+                second['acceleration']['kernel_forwarded'] - first['acceleration']['kernel_forwarded'])}
 
 
 def interface_program(namespace, interface):
@@ -105,7 +180,8 @@ class XdpStatsReader:
             raise missing_netns_error(self.namespace)
         ifindex, program = attached_on(self.namespace, self.interface)
         result = {'changed': False, 'interface': self.interface, 'namespace': self.namespace,
-                  'program': program, 'stats': None, 'port': None, 'keeper': _lease.keeper_state()}
+                  'program': program, 'stats': None, 'reasons': None, 'leading_reasons': [],
+                  'acceleration': None, 'port': None, 'keeper': _lease.keeper_state()}
         if program is None:
             return result
         result['port'] = _lease.port_state(program['id'], ifindex)
@@ -120,14 +196,27 @@ class XdpStatsReader:
                                   STATS_MAP_NAME))
         try:
             ncpus = possible_cpus()
-            first = read_counters(fd, ncpus)
-            result['stats'] = first
+            first = self._read(fd, program['id'], ncpus)
             if self.interval:
                 start = time.monotonic()
                 time.sleep(self.interval)
-                second = read_counters(fd, ncpus)
-                result['stats'] = second
-                result['rates'] = rates(first, second, time.monotonic() - start)
+                second = self._read(fd, program['id'], ncpus)
+                seconds = time.monotonic() - start
+                result['rates'] = rates(first['stats'], second['stats'], seconds)
+                if second['reasons'] is not None:
+                    result['reason_rates'] = rates(first['reasons'], second['reasons'], seconds)
+                result['acceleration_over_interval'] = acceleration_over(first, second)
+                first = second
         finally:
             os.close(fd)
+        result.update(stats=first['stats'], reasons=first['reasons'], acceleration=first['acceleration'],
+                      leading_reasons=[{'reason': name, 'packets': packets, 'means': _reasons.describe(name)}
+                                       for name, packets in _reasons.leading(first['reasons'])])
         return result
+
+    def _read(self, fd, prog_id, ncpus):
+        stats = read_counters(fd, ncpus)
+        reasons = program_reasons(prog_id, ncpus)
+        redirected = stats['XDP_REDIRECT']['packets']
+        return {'stats': stats, 'reasons': reasons, 'redirected': redirected,
+                'acceleration': acceleration(self.namespace, redirected, reasons, ncpus)}

@@ -20,6 +20,7 @@ LAYER_NAMES = {0: 'ground', 1: 'kernel interfaces', 2: 'kernel objects', 3: 'man
 LAYERS = {
     # pure Python, no kernel: errors and checks, the diff helper, BPF source text, a lab as data
     '_common': 0, '_diff': 0, '_bpf_source': 0, '_topology': 0, '_frr_config': 0, '_topology_picture': 0,
+    '_reasons': 0,
     # one kernel interface each: namespaces, netlink, bpf(2), XDP on a link
     '_netns': 1, '_netlink': 1, '_bpf_sys': 1, '_xdp_link': 1,
     # what xdpkit makes and keeps with them: pins, port tables, ownership, compiled programs,
