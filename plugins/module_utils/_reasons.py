@@ -68,6 +68,18 @@ def difference(after, before):
             for name, counts in (after or {}).items()}
 
 
+def total(reason_counts):
+    """The reason counters of several ports (each {reason: {'packets', 'bytes'}}, None for a port
+    whose program counts none) summed into one."""
+    summed = {}
+    for counts in reason_counts:
+        for name, values in (counts or {}).items():
+            into = summed.setdefault(name, {'packets': 0, 'bytes': 0})
+            into['packets'] += values['packets']
+            into['bytes'] += values['bytes']
+    return summed
+
+
 def leading(reasons, count=3):
     """The `count` reasons with the most packets, most first, as [(name, packets)], zeros left out."""
     ranked = sorted(((counts['packets'], name) for name, counts in (reasons or {}).items() if counts['packets']),

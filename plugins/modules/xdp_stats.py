@@ -15,7 +15,17 @@ version_added: 0.1.0
 description:
   - Reports the XDP program attached to an interface (id, name, tag, mode) and its packet and byte
     counters per XDP action (aborted, drop, pass, tx, redirect), summed over CPUs.
-  - With O(interval), reads twice and adds rates. Never changes anything.
+  - For a program that counts them (every forwarding program of the collection), the frames it did not redirect
+    by reason (no neighbour yet, TTL, spoofed source, not for this router, ...; one per rule the program follows),
+    the leading reasons with what each means and what to do, and the acceleration share.
+  - The acceleration share is the part of the forwarded frames XDP redirected. In the namespace, every
+    program's XDP_REDIRECT count over that plus what the namespace's kernel forwarded itself (its SNMP counters
+    C(Ip ForwDatagrams) and C(Ip6OutForwDatagrams)). On the port, the kernel keeps no count of what it forwarded
+    by ingress port, so the port's share counts as the kernel's the frames the program handed over for a reason
+    after which the kernel forwards them (no neighbour yet, egress port without the router, hairpin, ICMP error,
+    options, encapsulated route, lease ran out, port unknown).
+  - With O(interval), reads twice and adds rates and the shares over the interval (the ones without it are since
+    the program and the namespace started counting). Never changes anything.
   - For a program that caches what it knows of its ports (the router's port table, with each port's MAC,
     rp_filter and accept_local), reports whether the keeper vouches for the interface's entry (it renews
     a lease on it). Once a lease ran out (no keeper runs, or an older one) the router hands every frame
@@ -92,6 +102,52 @@ namespace:
   description: The namespace, null for the host.
   returned: success
   type: str
+reasons:
+  description:
+    - Packets and bytes the program handed to the kernel (or dropped, for C(blackhole)) per reason, summed over
+      CPUs; every reason the program knows, zeros included. Null when no program is attached or the program counts
+      no reasons (C(xdp_pass), another tool's program, one loaded by an older collection).
+    - "Reasons: C(not_ip), C(malformed), C(port_unknown), C(not_vouched), C(not_our_mac), C(martian_destination),
+      C(martian_source), C(local_source), C(reverse_path), C(ttl), C(options), C(icmp_error), C(no_route),
+      C(local_destination), C(unreachable), C(prohibit), C(blackhole), C(forwarding_disabled),
+      C(unsupported_route), C(no_neighbour), C(fragmentation_needed), C(hairpin), C(egress_without_router),
+      C(lookup_failed), C(unknown_source_mac), C(no_egress_port), C(redirect_refused)."
+  returned: success
+  type: dict
+  sample: {no_neighbour: {packets: 3, bytes: 294}, ttl: {packets: 0, bytes: 0}}
+leading_reasons:
+  description: Up to three reasons with the most packets, most first, each with what it means and what to do.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{reason: no_neighbour, packets: 3, means: "the next hop's MAC is not known yet: the kernel resolves it and forwards"}]
+reason_rates:
+  description: Packets and bits per second per reason over O(interval).
+  returned: when interval is given and the program counts reasons
+  type: dict
+acceleration:
+  description: The share of forwarded frames XDP redirected, since counting started. Null when no program is attached.
+  returned: success
+  type: dict
+  contains:
+    port:
+      description:
+        - On this port, 0 to 1; null when nothing was forwarded or the program counts no reasons.
+      type: float
+    namespace:
+      description: In the interface's namespace, 0 to 1; null when nothing was forwarded there.
+      type: float
+    namespace_redirected:
+      description: Frames every XDP program in the namespace redirected.
+      type: int
+    kernel_forwarded:
+      description: Datagrams the namespace's kernel forwarded itself (IPv4 and IPv6).
+      type: int
+  sample: {port: 0.98, namespace: 0.97, namespace_redirected: 9700, kernel_forwarded: 300}
+acceleration_over_interval:
+  description: The shares on the port and in the namespace over O(interval) alone (C(port), C(namespace)).
+  returned: when interval is given
+  type: dict
 port:
   description:
     - The interface's entry in the program's port table, and its lease. The router trusts the entry

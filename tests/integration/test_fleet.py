@@ -147,7 +147,7 @@ def test_rollout_rolls_back_the_failing_batch_only(fleet, tmp_path):
 
 
 @pytest.mark.parametrize('fleet', ['chain'], indirect=True)
-def test_router_verification_fails_naming_the_ports_no_keeper_vouches_for(fleet):
+def test_router_verification_fails_naming_the_ports_no_keeper_vouches_for_and_the_leading_reasons(fleet):
     _lab, inventory, hosts = fleet
     rc, out, err = run_playbook('playbooks/router.yml', inventory=inventory, args=['--forks', '4'])
     assert rc == 0, out[-5000:] + err[-2000:]
@@ -162,6 +162,11 @@ def test_router_verification_fails_naming_the_ports_no_keeper_vouches_for(fleet)
                      r'for the settings it caches of them \(MAC, rp_filter, accept_local\), because no keeper runs on '
                      r'this host; start it' % ports, out), out[-4000:]
     assert 'the router hands every frame to the kernel (slower, never wrong)' in out + err, 'xdp_stats warns too'
+    # And says why no frame was redirected, counted by the router itself: the probes (and their ARP) went over.
+    because = re.search(r'r2: verification failed:.*?not redirected because: (\w+) \+(\d+) \((.*?)\)', out, re.S)
+    assert because, out[-4000:]
+    assert because.group(1) == 'not_vouched' and int(because.group(2)) >= 10, because.group(0)
+    assert because.group(3).startswith('the lease on the port')
     assert _keeper.ensure()
     rc, out, err = run_playbook('playbooks/router.yml', inventory=inventory,
                                 args=['--forks', '4', '--tags', 'router_verify', '--limit', 'r2'])
