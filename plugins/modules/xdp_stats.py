@@ -120,7 +120,10 @@ leading_reasons:
   returned: success
   type: list
   elements: dict
-  sample: [{reason: no_neighbour, packets: 3, means: "the next hop's MAC is not known yet: the kernel resolves it and forwards"}]
+  sample:
+    - reason: no_neighbour
+      packets: 3
+      means: "the next hop's MAC is not known yet: the kernel resolves it and forwards"
 reason_rates:
   description: Packets and bits per second per reason over O(interval).
   returned: when interval is given and the program counts reasons

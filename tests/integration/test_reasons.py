@@ -62,9 +62,12 @@ def lab(cleanup):
             time.sleep(0.2)
 
 
+def ping_argv(ns, target, count):
+    return ['nsenter', '--net=/run/netns/%s' % ns, 'ping', '-q', '-c', str(count), '-i', '0.01', '-W', '2', target]
+
+
 def ping(ns, target, count=ECHOES):
-    subprocess.run(['nsenter', '--net=/run/netns/%s' % ns, 'ping', '-q', '-c', str(count), '-i', '0.01', '-W', '2', target],
-                   check=True, capture_output=True)
+    subprocess.run(ping_argv(ns, target, count), check=True, capture_output=True)
 
 
 def stats(lab, interface, **extra):
@@ -101,8 +104,7 @@ def test_xdp_stats_says_why_frames_were_not_accelerated_and_the_share(lab):
     # The router on both ports: over an interval with pings flowing, XDP forwards all but nothing.
     assert run_module('xdp_program', dict(lab.router, interfaces=['r0', 'r1']))['changed']
     ping(lab.g, SINK, 2)  # each port's lease and table in place before the interval starts
-    flow = subprocess.Popen(['nsenter', '--net=/run/netns/%s' % lab.g, 'ping', '-q', '-c', '300', '-i', '0.01', '-W', '2', SINK],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flow = subprocess.Popen(ping_argv(lab.g, SINK, 300), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
         over = stats(lab, 'r1', interval=1.0)
