@@ -370,7 +370,8 @@ def test_xdp_stats_tool_names_why_frames_were_not_redirected_and_the_share_over_
     samples = tool_samples(out)
     assert len(samples) == 2, out
     last = samples[-1]
-    table = last.index(next(line for line in last if line.startswith('reason ')))
+    [table] = [index for index, line in enumerate(last) if line.startswith('reason ')] or [None]
+    assert table is not None, 'no table of reasons: %s' % out
     assert last[table].split()[:6] == ['reason', 'packets', 'pps', 'bytes', 'Mbit/s', 'what'], last
     rows = {}
     for line in last[table + 1:]:
