@@ -89,11 +89,11 @@ def render(interface, namespace, program, counters, rate, period, port=None, kee
                     name, reasons[name]['packets'], r['pps'], reasons[name]['bytes'], r['bps'] / 1e6,
                     _reasons.describe(name)))
     if share is not None:
+        port_share = _percent(share['port'], 'n/a (no reasons counted)' if reasons is None
+                              else 'n/a (nothing forwarded)')
+        namespace_share = _percent(share['namespace'], 'n/a (nothing forwarded)')
         lines.append('acceleration over %.3fs: port %s, namespace %s (XDP redirected %.0f pps, kernel forwarded '
-                     '%.0f pps)' % (period, _percent(share['port'], 'n/a (no reasons counted)' if reasons is None
-                                                      else 'n/a (nothing forwarded)'),
-                                    _percent(share['namespace'], 'n/a (nothing forwarded)'), share['xdp_pps'],
-                                    share['kernel_pps']))
+                     '%.0f pps)' % (period, port_share, namespace_share, share['xdp_pps'], share['kernel_pps']))
     return '\n'.join(lines)
 
 

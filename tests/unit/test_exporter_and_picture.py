@@ -67,8 +67,8 @@ def test_the_collector_serves_what_the_text_says_with_prometheus_client():
     # none of one that does not (r9); 'redirected' is no reason.
     exported = {(name, dict(labels)['interface'], dict(labels)['reason']): value
                 for (name, labels), value in served.items() if name.startswith('xdpkit_xdp_reason_')}
-    assert set(exported) == {(name, 'r0', reason) for name in ('xdpkit_xdp_reason_packets_total',
-                                                                'xdpkit_xdp_reason_bytes_total')
+    names = ('xdpkit_xdp_reason_packets_total', 'xdpkit_xdp_reason_bytes_total')
+    assert set(exported) == {(name, 'r0', reason) for name in names
                              for reason in _reasons.REASON_NAMES if reason != 'redirected'}
     assert exported[('xdpkit_xdp_reason_packets_total', 'r0', 'no_neighbour')] == 3
     assert exported[('xdpkit_xdp_reason_bytes_total', 'r0', 'no_neighbour')] == 294
