@@ -1,6 +1,6 @@
-"""Live per-action XDP counters of an interface, refreshed every second.
+"""Live XDP counters of an interface: per action, why frames were not redirected, and the acceleration share.
 
-    tools/xdp_stats -d uno               # host interface
+    tools/xdp_stats -d uno               # host interface, refreshed every second
     tools/xdp_stats -d veth0 -n dos      # inside namespace dos
     tools/xdp_stats -d uno --count 1     # one sample and exit
     tools/xdp_stats --prometheus --count 1                     # every program, Prometheus text
@@ -8,10 +8,15 @@
     tools/xdp_stats --png rates.png --window 30                # a plot of the rates over 30 s
 
 The same numbers as the xdpkit.forwarding.xdp_stats module, read the same way (the
-program's per-CPU xdp_stats_map, found through the attached program). For the router (a
-program with a port table) a line says whether the keeper vouches for the port's cached
-settings, or that every frame goes to the kernel because nobody does. Run as root with
-/usr/bin/python3 (Debian's pyroute2).
+program's per-CPU xdp_stats_map and xdp_reasons_map, found through the attached program).
+Below the actions, each reason the port's program handed frames to the kernel (or dropped them)
+for, with its rate and what it means, the busiest first (only reasons counted at least once; a
+program without an xdp_reasons_map, such as xdp_pass, counts none). The acceleration line is
+over the last refresh interval: on the port, its redirects over those plus the frames it handed
+to the kernel to forward; in the namespace, every program's redirects over those plus the
+kernel's own forwarded datagrams. For the router (a program with a port table) a line says
+whether the keeper vouches for the port's cached settings, or that every frame goes to the
+kernel because nobody does. Run as root with /usr/bin/python3 (Debian's pyroute2).
 """
 
 import argparse
@@ -26,7 +31,7 @@ for candidate in (os.path.join(HERE, '.collections'), os.path.abspath(os.path.jo
         sys.path.insert(0, candidate)
         break
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease, _reasons  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._metrics import (  # noqa: E402
     collect,
@@ -36,15 +41,26 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._metrics import 
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
     ACTIONS,
+    acceleration,
+    acceleration_over,
     attached_on,
+    find_reasons_map,
     find_stats_map,
     possible_cpus,
     rates,
     read_counters,
+    read_reasons,
 )
 
 
-def render(interface, namespace, program, counters, rate, period, port=None, keeper=None):
+def _percent(share, unknown):
+    return '%.1f%%' % (100 * share) if share is not None else unknown
+
+
+def render(interface, namespace, program, counters, rate, period, port=None, keeper=None, reasons=None,
+           reason_rate=None, share=None):
+    """The text of one refresh. `reasons`: {reason: {'packets', 'bytes'}}, None when the program
+    counts none; `share`: acceleration_over() plus the namespace's 'xdp_pps' and 'kernel_pps'."""
     where = '%s in namespace %s' % (interface, namespace) if namespace else interface
     lines = ['%s: XDP program %s (id %d, tag %s, %s mode), period %.3fs' % (
         where, program['name'], program['id'], program['tag'], program['mode'], period)]
@@ -55,7 +71,48 @@ def render(interface, namespace, program, counters, rate, period, port=None, kee
         r = rate[action] if rate else {'pps': 0.0, 'bps': 0.0}
         lines.append('%-13s %14d %12.0f %16d %12.3f' % (
             action, counters[action]['packets'], r['pps'], counters[action]['bytes'], r['bps'] / 1e6))
+    if reasons is None:
+        lines.append('reasons: not counted by this program (it has no %s)' % _reasons.REASONS_MAP_NAME)
+    else:
+        zero = {'pps': 0.0, 'bps': 0.0}
+        counted = sorted((name for name, counts in reasons.items() if counts['packets']),
+                         key=lambda name: (-(reason_rate or {}).get(name, zero)['pps'], -reasons[name]['packets'],
+                                           name))
+        if not counted:
+            lines.append('reasons: none counted (every frame the program handled was redirected)')
+        else:
+            lines.append('%-21s %14s %12s %16s %12s  %s' % ('reason', 'packets', 'pps', 'bytes', 'Mbit/s',
+                                                            'what it means'))
+            for name in counted:
+                r = (reason_rate or {}).get(name, zero)
+                lines.append('%-21s %14d %12.0f %16d %12.3f  %s' % (
+                    name, reasons[name]['packets'], r['pps'], reasons[name]['bytes'], r['bps'] / 1e6,
+                    _reasons.describe(name)))
+    if share is not None:
+        port_share = _percent(share['port'], 'n/a (no reasons counted)' if reasons is None
+                              else 'n/a (nothing forwarded)')
+        namespace_share = _percent(share['namespace'], 'n/a (nothing forwarded)')
+        lines.append('acceleration over %.3fs: port %s, namespace %s (XDP redirected %.0f pps, kernel forwarded '
+                     '%.0f pps)' % (period, port_share, namespace_share, share['xdp_pps'], share['kernel_pps']))
     return '\n'.join(lines)
+
+
+def read_port(stats_fd, reasons_fd, namespace, ncpus):
+    """What one refresh compares: the counters, the reasons (None without the map), the port's
+    redirects and the namespace's acceleration counts (_xdp_stats.acceleration())."""
+    stats = read_counters(stats_fd, ncpus)
+    reasons = read_reasons(reasons_fd, ncpus) if reasons_fd is not None else None
+    redirected = stats['XDP_REDIRECT']['packets']
+    return {'stats': stats, 'reasons': reasons, 'redirected': redirected,
+            'acceleration': acceleration(namespace, redirected, reasons, ncpus)}
+
+
+def share_over(first, second, period):
+    """acceleration_over() of two read_port()s, with the namespace's rates beside."""
+    found = acceleration_over(first, second)
+    for key, total in (('xdp_pps', 'namespace_redirected'), ('kernel_pps', 'kernel_forwarded')):
+        found[key] = max(0, second['acceleration'][total] - first['acceleration'][total]) / period
+    return found
 
 
 def export(args):
@@ -179,10 +236,13 @@ def record(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
+    parser = argparse.ArgumentParser(prog='xdp_stats', description=__doc__.split('\n', maxsplit=1)[0],
+                                     epilog=__doc__.split('\n', maxsplit=1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-d', '--dev', help='interface (not with --prometheus or --textfile)')
     parser.add_argument('-n', '--netns', help='network namespace of the interface (default: host)')
-    parser.add_argument('-i', '--interval', type=float, default=1.0, help='seconds between samples')
+    parser.add_argument('-i', '--interval', type=float, default=1.0,
+                        help='seconds between samples (default: %(default)s)')
     parser.add_argument('-c', '--count', type=int, default=0, help='samples to show (default: until Ctrl-C)')
     parser.add_argument('--prometheus', action='store_true',
                         help='every program on the host and in every namespace, in the Prometheus text format')
@@ -216,24 +276,33 @@ def main(argv=None):
     except XdpkitError as exc:
         print(exc, file=sys.stderr)
         return 1
+    reasons_fd = find_reasons_map(program['id'])
     ncpus = possible_cpus()
-    previous, previous_time = read_counters(fd, ncpus), time.monotonic()
     shown = 0
     interactive = sys.stdout.isatty()
     try:
+        previous, previous_time = read_port(fd, reasons_fd, args.netns, ncpus), time.monotonic()
         while not args.count or shown < args.count:
             time.sleep(args.interval)
-            now, now_time = read_counters(fd, ncpus), time.monotonic()
+            now, now_time = read_port(fd, reasons_fd, args.netns, ncpus), time.monotonic()
             period = now_time - previous_time
-            text = render(args.dev, args.netns, program, now, rates(previous, now, period), period,
-                          _lease.port_state(program['id'], ifindex), _lease.keeper_state())
+            text = render(args.dev, args.netns, program, now['stats'], rates(previous['stats'], now['stats'], period),
+                          period, _lease.port_state(program['id'], ifindex), _lease.keeper_state(),
+                          reasons=now['reasons'],
+                          reason_rate=rates(previous['reasons'], now['reasons'], period) if now['reasons'] else None,
+                          share=share_over(previous, now, period))
             print(('\033[H\033[J' if interactive else '') + text + ('' if interactive else '\n'), flush=True)
             previous, previous_time = now, now_time
             shown += 1
     except KeyboardInterrupt:
         pass
+    except XdpkitError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     finally:
         os.close(fd)
+        if reasons_fd is not None:
+            os.close(reasons_fd)
     return 0
 
 

@@ -214,7 +214,9 @@ def parser():
     found = argparse.ArgumentParser(
         prog='xdpkit-exporter', description=__doc__.split('\n\n', maxsplit=1)[0].split('] ', 1)[1],
         epilog='Metrics: xdpkit_xdp_packets_total and xdpkit_xdp_bytes_total {namespace, interface, program, '
-               'prog_id, action}; xdpkit_kernel_forwarded_datagrams_total {namespace, family}; '
+               'prog_id, action}; xdpkit_xdp_reason_packets_total and xdpkit_xdp_reason_bytes_total {the same but '
+               'reason instead of action: why a forwarding program did not redirect, per ingress port}; '
+               'xdpkit_kernel_forwarded_datagrams_total {namespace, family}; '
                'xdpkit_port_vouched, xdpkit_port_lease_remaining_seconds; xdpkit_keeper_up, xdpkit_keeper_info, '
                'xdpkit_keeper_start_time_seconds (where a router runs). Run as root: reading BPF maps needs it.')
     found.add_argument('--web.listen-address', dest='listen_address', default=DEFAULT_ADDRESS, metavar='[HOST]:PORT',

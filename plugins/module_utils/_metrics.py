@@ -2,13 +2,18 @@
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """[Layer 3, managers] The per-action counters of every xdpkit-style program attached on a host, in every network
-namespace, in the Prometheus text exposition format (for node_exporter's textfile collector or
-a scrape of tools/xdp_stats --prometheus).
+namespace, and why the forwarding programs did not redirect what they handed over (per reason), in the
+Prometheus text exposition format (for node_exporter's textfile collector or a scrape of
+tools/xdp_stats --prometheus).
 
 A program counts when it has the xdp_stats_map the collection's programs keep; another tool's
-program is left out, not guessed at. A program with a port table (the router) adds whether each
-port's cached settings are vouched for and how long the lease runs yet; where any such program
-runs, whether the keeper that renews the leases is up, and its version. A host without a router
+program is left out, not guessed at. A program with an xdp_reasons_map exports every reason of
+_reasons, zeros included: the label's values are known in advance and bounded (Prometheus' "avoid
+missing metrics": a series that first appears at 1 loses that increment in rate() and increase(),
+and an absent series breaks sums and ratios); a program without the map exports none. A program
+with a port table (the router) adds whether each port's cached settings are vouched for and how
+long the lease runs yet; where any such program runs, whether the keeper that renews the leases
+is up, and its version. A host without a router
 exports no keeper metrics: no keeper runs there, and none should.
 """
 
@@ -21,6 +26,7 @@ import tempfile
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _reasons
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._link_info import forwarded_datagrams
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import dump, iproute
@@ -30,6 +36,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats impor
     ACTIONS,
     find_stats_map,
     possible_cpus,
+    program_reasons,
     read_counters,
 )
 
@@ -37,6 +44,17 @@ METRICS = (
     ('xdpkit_xdp_packets_total', 'packets', 'Packets an XDP program handled, by the action it returned.'),
     ('xdpkit_xdp_bytes_total', 'bytes', 'Bytes of the packets an XDP program handled, by the action it returned.'),
 )
+# Per ingress port (one program instance per port): the frames a forwarding program did not
+# redirect, by the rule that kept them from XDP (_reasons.REASONS; 'redirected' is no reason).
+REASON_METRICS = (
+    ('xdpkit_xdp_reason_packets_total', 'packets',
+     'Packets an XDP forwarding program did not redirect (handed to the kernel, or dropped for a blackhole route), '
+     'by the reason it met, counted at the ingress port.'),
+    ('xdpkit_xdp_reason_bytes_total', 'bytes',
+     'Bytes of the packets an XDP forwarding program did not redirect, by the reason it met, counted at the '
+     'ingress port.'),
+)
+EXPORTED_REASONS = tuple(name for name in _reasons.REASON_NAMES if name != 'redirected')
 PORT_METRICS = (
     ('xdpkit_port_vouched', 'vouched',
      'Whether the settings the router caches for the port (MAC, rp_filter, accept_local) are vouched for: '
@@ -76,8 +94,9 @@ def attached_programs():
 
 
 def collect():
-    """One sample per counting program: namespace, interface, program name and id, counters, and
-    the port's lease (_lease.port_state(); None without a port table)."""
+    """One sample per counting program: namespace, interface, program name and id, counters, its
+    reasons ({reason: {'packets', 'bytes'}}, None without an xdp_reasons_map), and the port's lease
+    (_lease.port_state(); None without a port table)."""
     ncpus = possible_cpus()
     samples = []
     for namespace, interface, prog_id, ifindex in attached_programs():
@@ -90,7 +109,7 @@ def collect():
             os.close(fd)
         samples.append({'namespace': namespace, 'interface': interface, 'prog_id': prog_id,
                         'program': sysbpf.program_info(prog_id)['name'] or '', 'counters': counters,
-                        'port': _lease.port_state(prog_id, ifindex)})
+                        'reasons': program_reasons(prog_id, ncpus), 'port': _lease.port_state(prog_id, ifindex)})
     return samples
 
 
@@ -122,6 +141,10 @@ def families(samples, keeper=None, forwarded=None):
         found.append((metric, 'counter', text, [
             (_program_labels(sample) + (('action', action),), sample['counters'][action][field])
             for sample in samples for action in ACTIONS]))
+    for metric, field, text in REASON_METRICS:
+        found.append((metric, 'counter', text, [
+            (_program_labels(sample) + (('reason', reason),), sample['reasons'][reason][field])
+            for sample in samples if sample.get('reasons') is not None for reason in EXPORTED_REASONS]))
     if forwarded is not None:
         found.append((KERNEL_FORWARDED[0], 'counter', KERNEL_FORWARDED[1], [
             ((('namespace', namespace), ('family', family)), counts[family])
@@ -151,8 +174,8 @@ def _number(value):
 
 
 def exposition(samples, keeper=None, forwarded=None):
-    """The samples as Prometheus text (version 0.0.4): one counter family per quantity, the
-    kernel's own forwarded datagrams, the ports' leases as gauges, and `keeper`
+    """The samples as Prometheus text (version 0.0.4): one counter family per quantity, by action
+    and by reason, the kernel's own forwarded datagrams, the ports' leases as gauges, and `keeper`
     (_lease.keeper_state()) when any sample has a port table."""
     lines = []
     for metric, kind, text, values in families(samples, keeper, forwarded):

@@ -1,11 +1,17 @@
 """The HTTP exporter as an operator runs it: a real Prometheus (Debian's) scrapes it while pings
 cross an XDP router, PromQL through Prometheus' HTTP API sees the redirect rate rise, and every
-query of the shipped Grafana dashboard returns series.
+query of the shipped Grafana dashboard returns series, the reasons and shares among them; and
+tools/xdp_stats, live, names the same reasons and shares.
 
     [NAMEg: g0] ==veth== [NAMEr: r0 | xdp_router | r1] ==veth== [NAMEs: s0 | xdp_pass]
+
+Besides the echo requests to S (redirected at r0, their replies at r1), G pings R itself
+(local_destination at r0: R answers, nothing is forwarded) and 10.73.9.9, which R routes back out of
+r0 to G (hairpin at r0: the kernel forwards it, so it counts against the port's share).
 """
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -15,6 +21,7 @@ import urllib.request
 
 import pytest
 from conftest import ROOT, free_port, run_module
+from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
@@ -27,6 +34,10 @@ DASHBOARD = os.path.join(ROOT, 'roles', 'exporter', 'files', 'xdpkit-dashboard.j
 PROMETHEUS = '/usr/bin/prometheus'
 NUD_PERMANENT = 0x80
 SENDER, SINK = '10.73.1.2', '10.73.2.2'
+ROUTER, HAIRPIN, HAIRPIN_NET = '10.73.1.1', '10.73.9.9', '10.73.9.0/24'
+# Written out, not imported from _reasons: the tests state what an operator reads.
+LOCAL_MEANS = "for the router itself (one of its IPv4 addresses or broadcasts)"
+HAIRPIN_MEANS = 'the next hop is back out of the ingress port: the kernel forwards it and sends a redirect'
 
 
 def wait_for(what, condition, seconds):
@@ -120,6 +131,27 @@ def routed(cleanup):
              _keeper.IDLE_EXIT_SECONDS + 5)
 
 
+def ping(namespace, target, interval, count):
+    return subprocess.Popen(['nsenter', '--net=/run/netns/' + namespace, 'ping', '-q', '-i', str(interval), '-c',
+                             str(count), target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_traffic(routed, seconds):
+    """For about `seconds`: 100 echo requests a second to S (redirected), 20 to R itself
+    (local_destination) and 50 to HAIRPIN (hairpin, forwarded by R's kernel back to G, which drops
+    them: its forwarding is off). Returns the pings' processes."""
+    with iproute(routed.r) as ipr:
+        ipr.route('add', dst=HAIRPIN_NET, gateway=SENDER)
+    return [ping(routed.g, SINK, 0.01, int(seconds * 100)), ping(routed.g, ROUTER, 0.05, int(seconds * 20)),
+            ping(routed.g, HAIRPIN, 0.02, int(seconds * 50))]
+
+
+def stop_traffic(pings):
+    for process in pings:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture
 def prometheus(tmp_path):
     """Debian's Prometheus with a configuration of its own, scraping the given target every second;
@@ -198,17 +230,15 @@ def test_prometheus_sees_the_redirect_rate_rise_while_pings_flow_and_every_panel
     redirect_rate = 'sum(rate(xdpkit_xdp_packets_total{namespace="%s",action="XDP_REDIRECT"}[5s]))' % routed.r
     quiet = time.time()
     time.sleep(4)
-    ping = subprocess.Popen(['nsenter', '--net=/run/netns/' + routed.g, 'ping', '-q', '-i', '0.01', '-c', '1500',
-                             SINK], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pings = start_traffic(routed, 15)
     try:
         time.sleep(8)
         flowing = query(api, redirect_rate)
         series = query(api, redirect_rate, start=quiet, end=time.time(), step=1)
         panels = [(title, expr, query(api, expr)) for title, expr in panel_queries()]
-        assert ping.poll() is None, 'the pings still flowed when Prometheus was asked'
+        assert all(process.poll() is None for process in pings), 'the pings still flowed when Prometheus was asked'
     finally:
-        ping.kill()
-        ping.wait()
+        stop_traffic(pings)
     rate = float(flowing[0]['value'][1])
     values = [float(value) for _time, value in series[0]['values']]
     print('redirect rate while pings flow: %.1f pps; range: %s' % (rate, ['%.0f' % v for v in values]))
@@ -217,9 +247,21 @@ def test_prometheus_sees_the_redirect_rate_rise_while_pings_flow_and_every_panel
     assert values[0] < 10 <= 100 <= max(values), 'the rate rose from nothing while the pings flowed: %s' % values
     for title, expr, result in panels:
         assert result, 'dashboard panel %r: no series for %s' % (title, expr)
-    share = [float(s['value'][1]) for title, _expr, result in panels if title.startswith('Acceleration')
-             for s in result if s['metric'].get('namespace') == routed.r]
-    assert share and share[0] > 0.9, share
+    by_title = {title: result for title, _expr, result in panels}
+    # Per namespace: 200 redirects a second over those plus the 50 hairpin frames R's kernel forwards.
+    share = [float(s['value'][1]) for s in by_title['Acceleration share per namespace']
+             if s['metric'].get('namespace') == routed.r]
+    assert len(share) == 1 and 0.65 < share[0] < 0.92, share
+    # Per port: r0 redirects 100 and hands the kernel 50 to forward (hairpin; local_destination is
+    # not forwarded); r1 redirects every reply. The receivers' xdp_pass counts no reasons: no share.
+    ports = {(s['metric']['namespace'], s['metric']['interface']): float(s['value'][1])
+             for s in by_title['Acceleration share per port']}
+    assert set(ports) == {(routed.r, 'r0'), (routed.r, 'r1')}, ports
+    assert 0.5 < ports[(routed.r, 'r0')] < 0.85 and ports[(routed.r, 'r1')] > 0.95, ports
+    leading = {s['metric']['reason']: float(s['value'][1]) for s in by_title['Leading pass reasons']
+               if s['metric']['namespace'] == routed.r}
+    print('shares: namespace %.3f, ports %s; leading reasons: %s' % (share[0], ports, leading))
+    assert leading.get('hairpin', 0) > 25 and leading.get('local_destination', 0) > 8, leading
 
 
 def rendered_unit(tmp_path, **variables):
@@ -300,3 +342,67 @@ def test_xdp_stats_plots_the_rates_of_the_ports_that_redirect(routed, tmp_path):
     with open(png, 'rb') as handle:
         assert handle.read(8) == b'\x89PNG\r\n\x1a\n'
     assert png.stat().st_size > 10000
+
+
+def tool_samples(out):
+    """tools/xdp_stats' output cut into its samples (each starts with the header line)."""
+    found = []
+    for line in out.splitlines():
+        if re.match(r'^\S.*: XDP program ', line):
+            found.append([])
+        if found and line:
+            found[-1].append(line)
+    return found
+
+
+def test_xdp_stats_tool_names_why_frames_were_not_redirected_and_the_share_over_the_interval(routed):
+    pings = start_traffic(routed, 15)
+    try:
+        time.sleep(1)
+        out = subprocess.run([os.path.join(ROOT, 'tools', 'xdp_stats'), '-d', 'r0', '-n', routed.r, '--count', '2',
+                              '--interval', '2'], capture_output=True, text=True, check=True, timeout=60).stdout
+        text = subprocess.run([os.path.join(ROOT, 'tools', 'xdp_stats'), '--prometheus', '--count', '1'],
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+        assert all(process.poll() is None for process in pings), 'the pings still flowed while it read'
+    finally:
+        stop_traffic(pings)
+    print(out)
+    samples = tool_samples(out)
+    assert len(samples) == 2, out
+    last = samples[-1]
+    [table] = [index for index, line in enumerate(last) if line.startswith('reason ')] or [None]
+    assert table is not None, 'no table of reasons: %s' % out
+    assert last[table].split()[:6] == ['reason', 'packets', 'pps', 'bytes', 'Mbit/s', 'what'], last
+    rows = {}
+    for line in last[table + 1:]:
+        if line.startswith('acceleration '):
+            break
+        name, packets, pps, size, _mbits, means = line.split(None, 5)
+        rows[name] = (int(packets), float(pps), int(size), means)
+    # Counted reasons only, the busiest first: hairpin (50/s) above local_destination (20/s); each
+    # with what it means. Echo requests are 98-byte frames.
+    assert list(rows)[:2] == ['hairpin', 'local_destination'], rows
+    assert all(packets > 0 for packets, _pps, _size, _means in rows.values()), rows
+    hairpin, local = rows['hairpin'], rows['local_destination']
+    # (ping -i 0.01 sends about 60 a second here, -i 0.02 about 40, -i 0.05 about 18.)
+    assert 20 <= hairpin[1] <= 70 and hairpin[2] == 98 * hairpin[0] and hairpin[3] == HAIRPIN_MEANS, hairpin
+    assert 8 <= local[1] <= 30 and local[2] == 98 * local[0] and local[3] == LOCAL_MEANS, local
+    [redirect] = [float(line.split()[2]) for line in last if line.startswith('XDP_REDIRECT ')]
+    # Over the last interval: r0's redirects over those plus the hairpin frames the kernel forwards
+    # (local_destination is not forwarded); R's redirects (replies at r1 too) over those plus the
+    # kernel's forwards (the hairpin frames).
+    [line] = [line for line in last if line.startswith('acceleration ')]
+    match = re.fullmatch(r'acceleration over [0-9.]+s: port ([0-9.]+)%, namespace ([0-9.]+)% '
+                         r'\(XDP redirected ([0-9]+) pps, kernel forwarded ([0-9]+) pps\)', line)
+    assert match, line
+    port, namespace, xdp, kernel = (float(value) for value in match.groups())
+    assert 40 < port < 90 and abs(port - 100 * redirect / (redirect + hairpin[1])) < 2, (line, redirect, hairpin)
+    assert 1.8 * redirect <= xdp <= 2.2 * redirect and abs(kernel - hairpin[1]) <= 3, (line, redirect, hairpin)
+    assert port < namespace < 95 and abs(namespace - 100 * xdp / (xdp + kernel)) < 2, line
+
+    # The Prometheus text has the same counters, every reason labelled, zeros included.
+    reasons = {s.labels['reason']: s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == 'xdpkit_xdp_reason_packets_total'
+               and (s.labels['namespace'], s.labels['interface']) == (routed.r, 'r0')}
+    assert reasons['hairpin'] >= hairpin[0] and reasons['local_destination'] >= local[0], reasons
+    assert reasons['ttl'] == 0 and 'redirected' not in reasons and len(reasons) > 20, reasons

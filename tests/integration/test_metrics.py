@@ -18,6 +18,13 @@ ACTIONS = ('XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT')
 
 
 KERNEL = 'xdpkit_kernel_forwarded_datagrams_total'
+REASON_METRICS = ('xdpkit_xdp_reason_packets_total', 'xdpkit_xdp_reason_bytes_total')
+
+
+def reason_samples(text):
+    """{(metric, namespace, interface, reason): value} of the per-reason counters."""
+    return {(s.name, s.labels['namespace'], s.labels['interface'], s.labels['reason']): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples if s.name in REASON_METRICS}
 
 
 def kernel_forwarded(text):
@@ -32,7 +39,7 @@ def samples(text):
     for family in text_string_to_metric_families(text):
         assert family.type == 'counter', family
         for sample in family.samples:
-            if sample.name.endswith('_created') or sample.name == KERNEL:
+            if sample.name.endswith('_created') or sample.name in (KERNEL,) + REASON_METRICS:
                 continue
             labels = sample.labels
             assert set(labels) == {'namespace', 'interface', 'program', 'prog_id', 'action'}, labels
@@ -92,6 +99,9 @@ def test_prometheus_text_and_textfile_count_traffic_as_it_flows(cleanup, tmp_pat
     assert set(kernel) >= {(n, f) for n in ('', ns) for f in ('ipv4', 'ipv6')}, kernel
     # Actions the program never returned are exported as zero, not left out.
     assert after[('xdpkit_xdp_packets_total', '', host, 'XDP_DROP')][0] == 0
+    # xdp_pass keeps no reasons: none exported for it (tests/integration/test_exporter.py has the router's).
+    assert not [key for key in reason_samples(second) if (key[1], key[2]) in (('', host), (ns, 'veth0'))]
+    assert '# TYPE xdpkit_xdp_reason_packets_total counter' in second
 
     for interface, namespace in ((host, None), ('veth0', ns)):
         args = {'interface': interface, 'state': 'absent'}

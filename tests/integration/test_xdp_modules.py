@@ -117,7 +117,8 @@ TOOL_HEADER = re.compile(r'^(?P<where>.+): XDP program (?P<name>\S+) \(id (?P<id
 
 
 def tool_sample(*argv):
-    """tools/xdp_stats' one sample: its header's fields and {action: (packets, bytes)} in order."""
+    """tools/xdp_stats' one sample: its header's fields, {action: (packets, bytes)} in order, and the
+    lines after the actions (reasons, acceleration)."""
     argv = [os.path.join(ROOT, 'tools', 'xdp_stats')] + list(argv) + ['--count', '1', '--interval', '0.2']
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     header, columns, *rows = out.strip().splitlines()
@@ -125,10 +126,10 @@ def tool_sample(*argv):
     assert match, out
     assert columns.split() == ['XDP', 'action', 'packets', 'pps', 'bytes', 'Mbit/s'], out
     counters = {}
-    for row in rows:
+    for row in rows[:5]:
         action, packets, _pps, size, _mbits = row.split()
         counters[action] = (int(packets), int(size))
-    return match.groupdict(), counters
+    return match.groupdict(), counters, rows[5:]
 
 
 def test_xdp_stats_tool_prints_the_counters_of_the_program_attached(pair):
@@ -140,12 +141,17 @@ def test_xdp_stats_tool_prints_the_counters_of_the_program_attached(pair):
     in_ns(ns, 'ping', '-c', '3', '-i', '0.2', '-W', '2', '10.66.0.1')
     for argv, where, program in ((('-d', pair('h')), pair('h'), host),
                                  (('-d', 'veth0', '-n', ns), 'veth0 in namespace %s' % ns, inside)):
-        header, counters = tool_sample(*argv)
+        header, counters, after = tool_sample(*argv)
         assert header == {'where': where, 'name': 'xdp_pass', 'id': str(program['prog_id']), 'tag': program['tag'],
                           'mode': program['mode']}, header
         assert list(counters) == ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT'], counters
         assert counters['XDP_PASS'][0] >= 3 and counters['XDP_PASS'][1] >= 3 * 98, counters
         assert all(counters[action] == (0, 0) for action in counters if action != 'XDP_PASS'), counters
+        # xdp_pass forwards nothing: no reasons, no share of its own to give.
+        assert after[0] == 'reasons: not counted by this program (it has no xdp_reasons_map)', after
+        assert re.fullmatch(r'acceleration over [0-9.]+s: port n/a \(no reasons counted\), namespace .+',
+                            after[1]), after
+        assert len(after) == 2, after
 
 
 def test_xdp_program_bad_input_fails_with_the_reason(pair, tmp_path):

@@ -1,11 +1,15 @@
-"""The exporter's pure parts (listen addresses, the port cap, the collector's families) and the lab
-picture's DOT text, on data."""
+"""The exporter's pure parts (listen addresses, the port cap, the collector's families), the
+dashboard's queries against the reasons user space knows, and the lab picture's DOT text, on data."""
+
+import json
+import os
+import re
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _exporter, _metrics
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _exporter, _metrics, _reasons
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._topology import plan_lab
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._topology_picture import lab_dot
 
@@ -23,11 +27,14 @@ def test_a_bad_listen_address_is_refused_with_an_example(text):
         _exporter.parse_listen_address(text)
 
 
-def sample(namespace, interface, redirected=0, port=None):
+DASHBOARD = os.path.join(os.path.dirname(__file__), '..', '..', 'roles', 'exporter', 'files', 'xdpkit-dashboard.json')
+
+
+def sample(namespace, interface, redirected=0, port=None, reasons=None):
     counters = {action: {'packets': 0, 'bytes': 0} for action in _metrics.ACTIONS}
     counters['XDP_REDIRECT'] = {'packets': redirected, 'bytes': redirected * 98}
     return {'namespace': namespace, 'interface': interface, 'prog_id': 7, 'program': 'xdp_router',
-            'counters': counters, 'port': port}
+            'counters': counters, 'port': port, 'reasons': reasons}
 
 
 def test_the_port_cap_keeps_a_stable_first_n_and_counts_the_rest():
@@ -36,7 +43,9 @@ def test_the_port_cap_keeps_a_stable_first_n_and_counts_the_rest():
 
 
 def test_the_collector_serves_what_the_text_says_with_prometheus_client():
-    samples = [sample('lab', 'r0', 1234)]
+    reasons = {name: {'packets': 0, 'bytes': 0} for name in _reasons.REASON_NAMES[1:]}
+    reasons['no_neighbour'] = {'packets': 3, 'bytes': 294}
+    samples = [sample('lab', 'r0', 1234, reasons=reasons), sample('lab', 'r9')]
     forwarded = {'lab': {'ipv4': 5, 'ipv6': 6}}
 
     def reader(max_ports):
@@ -54,6 +63,45 @@ def test_the_collector_serves_what_the_text_says_with_prometheus_client():
               ('program', 'xdp_router'))
     assert served[('xdpkit_xdp_packets_total', labels)] == 1234
     assert served[('xdpkit_kernel_forwarded_datagrams_total', (('family', 'ipv6'), ('namespace', 'lab')))] == 6
+    # Every reason of a program that counts them, zeros included (a bounded label, known in advance);
+    # none of one that does not (r9); 'redirected' is no reason.
+    exported = {(name, dict(labels)['interface'], dict(labels)['reason']): value
+                for (name, labels), value in served.items() if name.startswith('xdpkit_xdp_reason_')}
+    names = ('xdpkit_xdp_reason_packets_total', 'xdpkit_xdp_reason_bytes_total')
+    assert set(exported) == {(name, 'r0', reason) for name in names
+                             for reason in _reasons.REASON_NAMES if reason != 'redirected'}
+    assert exported[('xdpkit_xdp_reason_packets_total', 'r0', 'no_neighbour')] == 3
+    assert exported[('xdpkit_xdp_reason_bytes_total', 'r0', 'no_neighbour')] == 294
+    assert exported[('xdpkit_xdp_reason_packets_total', 'r0', 'ttl')] == 0
+    labels = [dict(labels) for (name, labels) in served if name == 'xdpkit_xdp_reason_packets_total']
+    assert {tuple(sorted(found)) for found in labels} == {
+        ('interface', 'namespace', 'prog_id', 'program', 'reason')}
+
+
+def dashboard_queries():
+    with open(DASHBOARD) as handle:
+        return {panel['title']: [target['expr'] for target in panel['targets']]
+                for panel in json.load(handle)['panels']}
+
+
+def test_the_dashboard_names_only_reasons_that_exist_and_its_port_share_counts_the_kernels_forwards():
+    queries = dashboard_queries()
+    for title, exprs in queries.items():
+        for expr in exprs:
+            for op, value in re.findall(r'reason(=~?|!~?)"([^"]*)"', expr):
+                assert set(value.split('|')) <= set(_reasons.REASON_NAMES), (title, op, value)
+    # The per-port share is _reasons.port_share(): the port's redirects over those plus its frames
+    # of the reasons after which the kernel forwards (KERNEL_FORWARDS, written out in PromQL).
+    [port] = queries['Acceleration share per port']
+    [forwards] = re.findall(r'xdpkit_xdp_reason_packets_total\{reason=~"([^"]*)"', port)
+    assert set(forwards.split('|')) == set(_reasons.KERNEL_FORWARDS), (
+        'the dashboard\'s list of reasons the kernel forwards drifted from _reasons.KERNEL_FORWARDS: %s' % forwards)
+    assert port.count('action="XDP_REDIRECT"') == 2 and port.count('sum by (namespace, interface)') == 3, port
+    # Per namespace: XDP's redirects over those plus the kernel's own forwarded datagrams.
+    [namespace] = queries['Acceleration share per namespace']
+    assert namespace.count('action="XDP_REDIRECT"') == 2 and 'xdpkit_kernel_forwarded_datagrams_total' in namespace
+    [leading] = queries['Leading pass reasons']
+    assert leading.startswith('topk(5, sum by (namespace, reason) (rate(xdpkit_xdp_reason_packets_total'), leading
 
 
 def test_the_picture_has_every_node_link_port_address_and_the_counts_where_xdp_runs():
