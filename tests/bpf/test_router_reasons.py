@@ -165,6 +165,17 @@ CASES = [
     ('ipv4_ttl_1', 'ttl', XDP_PASS, nothing, lambda r: r.frame4(ttl=1)),
     ('ipv4_ttl_0', 'ttl', XDP_PASS, nothing, lambda r: r.frame4(ttl=0)),
     ('ipv6_hop_limit_1', 'ttl', XDP_PASS, nothing, lambda r: r.frame6(hlim=1)),
+    # The kernel's order: a header it drops (ip_rcv_core, ipv6_rcv), a martian, a destination
+    # of its own (ip_route_input_slow) come before the TTL test of ip_forward(): such frames
+    # with TTL 1 are named by that rule (an eBGP session's TTL 1 packets are local_destination).
+    ('ipv4_ttl_1_bad_checksum', 'malformed', XDP_PASS, nothing, lambda r: r.frame4(ttl=1, bad_checksum=True)),
+    ('ipv4_ttl_1_martian_destination', 'martian_destination', XDP_PASS, nothing,
+     lambda r: r.frame4(ttl=1, dst='127.0.0.1')),
+    ('ipv4_ttl_1_martian_source', 'martian_source', XDP_PASS, nothing, lambda r: r.frame4(ttl=1, src='0.0.0.1')),
+    ('ipv4_ttl_1_own_address', 'local_destination', XDP_PASS, nothing, lambda r: r.frame4(ttl=1, dst='10.1.0.1')),
+    ('ipv6_hop_limit_1_payload_past_frame', 'malformed', XDP_PASS, nothing, lambda r: r.frame6(hlim=1)[:-4]),
+    ('ipv6_hop_limit_1_multicast', 'martian_destination', XDP_PASS, nothing,
+     lambda r: r.frame6(hlim=1, dst='ff0e::1')),
     ('ipv4_record_route', 'options', XDP_PASS, nothing, lambda r: r.frame4(options=b'\x07\x07\x04' + bytes(5))),
     ('ipv6_router_alert', 'options', XDP_PASS, nothing, lambda r: hop_by_hop(r, bytes([5, 2, 0, 0, 1, 0]))),
     ('icmp_unreachable', 'icmp_error', XDP_PASS, nothing, lambda r: icmp4(r, 3)),
