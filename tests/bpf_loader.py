@@ -25,6 +25,12 @@ XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 VOUCHED_FOREVER = (1 << 64) - 1
 
 
+def moved(before, after):
+    """{reason: (packets, bytes) risen} of the reason counters that changed between two reads."""
+    return {name: (after[name][0] - before[name][0], after[name][1] - before[name][1])
+            for name in after if after[name] != before[name]}
+
+
 class LoadedProgram:
     def __init__(self, name, pin_dir, maps_dir=None, defines=None):
         self.pin_dir = pin_dir

@@ -22,7 +22,7 @@ import struct
 import time
 
 import pytest
-from bpf_loader import VOUCHED_FOREVER, XDP_DROP, XDP_PASS, XDP_REDIRECT
+from bpf_loader import VOUCHED_FOREVER, XDP_DROP, XDP_PASS, XDP_REDIRECT, moved
 from packets import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, arp_request, checksum, ether, ipv4, ipv6, udp, vlan
 from test_router import SENDER_MAC, build_router_namespace, load_router
 
@@ -210,12 +210,6 @@ CASES = [
     ('ipv6_egress_not_in_tx_ports', 'egress_without_router', XDP_PASS, lambda r: delete_key(r, 'tx_ports', 'b0'),
      lambda r: r.frame6()),
 ]
-
-
-def moved(before, after):
-    """{name: (packets, bytes) risen} of the counters that changed."""
-    return {name: (after[name][0] - before[name][0], after[name][1] - before[name][1])
-            for name in after if after[name] != before[name]}
 
 
 def run_counted(router, frame):
