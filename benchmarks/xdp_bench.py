@@ -525,7 +525,8 @@ def counting_cost(samples):
                    for build in ('counting', 'without')}
         result[frame] = dict(medians, ns=medians['counting'] - medians['without'], samples=len(
             samples['counting'][frame]), actions=sorted({a for build in samples.values() for s in build[frame]
-                                                         for a in s['actions']}))
+                                                         for a in s['actions']}),
+            ns_per_packet={build: [s['ns_per_packet'] for s in samples[build][frame]] for build in samples})
     result['forwarded_ns'] = max(result['forwarded4']['ns'], result['forwarded6']['ns'])
     result['handed_over_ns'] = result['handed_over4']['ns']
     result['summary'] = describe_counting(result)
