@@ -135,8 +135,8 @@ CASES = [
      lambda r: ether(r.ports['a0']['mac'], SENDER_MAC, ETH_P_ARP, arp_request(SENDER_MAC, '10.1.0.2', '10.1.0.1'))),
     ('broadcast_arp', 'not_our_mac', XDP_PASS, nothing,
      lambda r: ether('ff:ff:ff:ff:ff:ff', SENDER_MAC, ETH_P_ARP, arp_request(SENDER_MAC, '10.1.0.2', '10.1.0.1'))),
-    ('vlan', 'not_ip', XDP_PASS, nothing, lambda r: vlan(r.ports['a0']['mac'], SENDER_MAC, 100, ETH_P_IP,
-                                                           r.frame4()[14:])),
+    ('vlan', 'not_ip', XDP_PASS, nothing,
+     lambda r: vlan(r.ports['a0']['mac'], SENDER_MAC, 100, ETH_P_IP, r.frame4()[14:])),
     ('ipv4_cut_short', 'malformed', XDP_PASS, nothing, lambda r: r.frame4()[:20]),
     ('ipv4_bad_checksum', 'malformed', XDP_PASS, nothing, lambda r: r.frame4(bad_checksum=True)),
     ('ipv4_longer_than_frame', 'malformed', XDP_PASS, nothing, longer_than_frame),
@@ -252,7 +252,7 @@ def test_counts_add_up_per_reason_over_many_frames(router):
     frames = {'ttl': router.frame4(ttl=1), 'no_neighbour': router.frame6(dst='fd02::3'),
               'blackhole': router.frame4(dst='10.9.1.1', payload=b'b' * 100)}
     before = router.prog.reasons()
-    for _ in range(3):
+    for _round in range(3):
         for frame in frames.values():
             router.run(frame)
             router.run(router.frame4())
