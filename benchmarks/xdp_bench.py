@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -62,9 +63,16 @@ MODES = ('kernel4', 'kernel6', 'hardcoded', 'map', 'fib4', 'fib6', 'limit')
 # fib4 runs with rp_filter 0 and accept_local 0 (Linux's default), where Linux checks only
 # whether the source is one of its addresses and the router does the same (the local table);
 # fib4_floor_addr: the floor plus that address check, the least such a router can cost.
+# *_nocount: the router built with XDPKIT_REASON_COUNTERS=0 (no reason counters), beside the
+# counting build in every run: what counting costs (COUNTING_FRAMES, by BPF_PROG_RUN).
 # With --previous-router, *_prev modes run that source (another revision's router) beside.
 ONE_CPU_MODES = ('limit', 'kernel4', 'kernel6', 'fib4', 'fib6', 'fib4_before', 'fib6_before', 'kernel4_strict',
-                 'fib4_strict', 'fib4_floor', 'fib4_floor_addr')
+                 'fib4_strict', 'fib4_floor', 'fib4_floor_addr', 'fib4_nocount', 'fib6_nocount')
+# The frames the counting cost is measured on: forwarded (IPv4, IPv6) and handed over with a
+# counted reason (IPv4 TTL 1: time exceeded is the kernel's). Measured in every run of each
+# router mode, counting or not, so that both builds see the same minutes of the VM.
+COUNTING_FRAMES = ('forwarded4', 'forwarded6', 'handed_over4')
+COUNTING_TARGET_NS = 5
 PREVIOUS_MODES = ('fib4_prev', 'fib4_strict_prev')
 BASELINE_ROUTER = os.path.join(HERE, 'baseline', 'xdp_router.c')
 FLOOR_ROUTER = os.path.join(HERE, 'baseline', 'xdp_router_floor.c')
@@ -144,6 +152,7 @@ def playbook(path, extra_vars, label, compiles=None):
 class Bed:
     def __init__(self, prefix, previous_router=None):
         self.prefix = prefix
+        self.nocount_dir = None
         self.previous_router = previous_router
         self.gen_ns, self.sink_ns = prefix + '-gen', prefix + '-sink'
         self.port_g, self.port_s = prefix + '-g', prefix + '-s'
@@ -195,6 +204,22 @@ class Bed:
                 log('teardown:', exc)
         playbook('playbooks/lab.yml', self.topology('absent'), 'removing the test bed')
         _bpf_pins.remove_pins(self.maps_dir)
+        if self.nocount_dir:
+            shutil.rmtree(self.nocount_dir, ignore_errors=True)
+
+    def nocount_router(self):
+        """The router's own source with XDPKIT_REASON_COUNTERS=0: xdp_program refuses XDPKIT_*
+        defines, so the define goes in front of bpf/xdp_router.c in a file beside copies of it
+        and its headers (the same text as -DXDPKIT_REASON_COUNTERS=0)."""
+        if not self.nocount_dir:
+            self.nocount_dir = tempfile.mkdtemp(prefix='xdpkit-nocount-')
+            for name in os.listdir(os.path.join(ROOT, 'bpf')):
+                if name == 'xdp_router.c' or name.endswith('.h'):
+                    shutil.copy(os.path.join(ROOT, 'bpf', name), self.nocount_dir)
+            with open(os.path.join(self.nocount_dir, 'xdp_router_nocount.c'), 'w') as handle:
+                handle.write('/* The benchmark\'s baseline: xdp_router without reason counters. */\n'
+                             '#define XDPKIT_REASON_COUNTERS 0\n#include "xdp_router.c"\n')
+        return os.path.join(self.nocount_dir, 'xdp_router_nocount.c')
 
     def configure(self, mode):
         """Put mode's forwarder on the host port facing the generator."""
@@ -227,6 +252,8 @@ class Bed:
                        **port)
             elif mode.endswith('_floor'):
                 module('xdp_program', src=FLOOR_ROUTER, function='xdp_router_floor', netfilter='bypass', **port)
+            elif mode.endswith('_nocount'):
+                module('xdp_program', src=self.nocount_router(), function='xdp_router', netfilter='bypass', **port)
             else:
                 module('xdp_program', program='xdp_router', netfilter='bypass', **port)
             module('xdp_map', path=self.maps_dir + '/tx_ports', exclusive=True,
@@ -446,12 +473,17 @@ def one_cpu_costs(bed, generators, packets, runs, cost_repeat, min_seconds):
     run by run; per-packet cost of each forwarding path beyond the generator's own."""
     modes = one_cpu_modes(bed)
     samples = {mode: [] for mode in modes}
+    counting = {build: {frame: [] for frame in COUNTING_FRAMES} for build in ('counting', 'without')}
     cost = {}
     for run in range(runs):
         for mode in modes:
             bed.configure(mode)
             unthread_napi(bed)
             generator = generators[6 if '6' in mode else 4]
+            if mode in ('fib4', 'fib6', 'fib4_nocount', 'fib6_nocount'):
+                build = counting['without' if mode.endswith('_nocount') else 'counting']
+                for frame in COUNTING_FRAMES:
+                    build[frame].append(program_cost(bed, frame, cost_repeat, ttl=1 if 'handed' in frame else 255))
             if run == 0:
                 measure(bed, generator, mode, 64, min(packets, 10000))
                 if mode.startswith('fib'):
@@ -459,7 +491,7 @@ def one_cpu_costs(bed, generators, packets, runs, cost_repeat, min_seconds):
                 if mode == 'fib4':
                     cost['fib4_without_source_check'] = without_source_check(bed, cost_repeat)
             samples[mode].append(measure(bed, generator, mode, 64, packets, min_seconds))
-    result = {'modes': {}, 'cost': cost}
+    result = {'modes': {}, 'cost': cost, 'counting': counting_cost(counting)}
     for mode, points in samples.items():
         mpps = statistics.median(p['pps'] for p in points) / 1e6
         loss = statistics.median(p['lost'] / p['sent'] for p in points)
@@ -482,6 +514,32 @@ def one_cpu_costs(bed, generators, packets, runs, cost_repeat, min_seconds):
                 ratios['%s_over_%s' % (kernel_mode, router)] = kernel / path
     result['ratios'] = ratios
     return result
+
+
+def counting_cost(samples):
+    """What the reason counters cost per packet: median BPF_PROG_RUN ns of the counting build
+    minus that of the build without, per frame; `ns` is the larger of the forwarded ones."""
+    result = {}
+    for frame in COUNTING_FRAMES:
+        medians = {build: statistics.median(s['ns_per_packet'] for s in samples[build][frame])
+                   for build in ('counting', 'without')}
+        result[frame] = dict(medians, ns=medians['counting'] - medians['without'], samples=len(
+            samples['counting'][frame]), actions=sorted({a for build in samples.values() for s in build[frame]
+                                                         for a in s['actions']}),
+            ns_per_packet={build: [s['ns_per_packet'] for s in samples[build][frame]] for build in samples})
+    result['forwarded_ns'] = max(result['forwarded4']['ns'], result['forwarded6']['ns'])
+    result['handed_over_ns'] = result['handed_over4']['ns']
+    result['summary'] = describe_counting(result)
+    log(result['summary'])
+    return result
+
+
+def describe_counting(counting):
+    return ('counting costs %.1f ns per packet (forwarded) / %.1f ns (handed over), target <= %d ns '
+            '(forwarded IPv4 %.1f, IPv6 %.1f; handed over: IPv4 TTL 1; BPF_PROG_RUN, median of %d samples '
+            'of each build, interleaved)' % (
+                counting['forwarded_ns'], counting['handed_over_ns'], COUNTING_TARGET_NS,
+                counting['forwarded4']['ns'], counting['forwarded6']['ns'], counting['forwarded4']['samples']))
 
 
 def configuration(mode):
@@ -521,20 +579,21 @@ def without_source_check(bed, repeat):
         set_accept_local(saved)
 
 
-def program_cost(bed, mode, repeat):
+def program_cost(bed, mode, repeat, ttl=255):
     """ns per packet of mode's forwarder on a fixed 64-byte frame, from BPF_PROG_RUN.
 
     Repeated runs reuse one buffer, which the router changes (TTL): start at TTL 255 and run
-    in slices of 250, so every run takes the forwarding path, never the TTL <= 1 one."""
+    in slices of 250, so every run takes the forwarding path, never the TTL <= 1 one. With
+    `ttl` 1 the frame takes that one every time: the router hands it over untouched."""
     program = interface_program(None, bed.port_g)
     # The generator's datagram (ports 9, zeros, its checksum), as the generator sends it.
-    if mode.endswith('6') or mode == 'fib6_before':
+    if '6' in mode:
         src, dst = generator_addresses(6)
-        l3 = packets.ipv6(src, dst, packets.udp(9, 9, bytes(10), src, dst), hlim=255, flow=0)
+        l3 = packets.ipv6(src, dst, packets.udp(9, 9, bytes(10), src, dst), hlim=ttl, flow=0)
         proto = packets.ETH_P_IPV6
     else:
         src, dst = generator_addresses(4)
-        l3 = packets.ipv4(src, dst, packets.udp(9, 9, bytes(18), src, dst), ttl=255, ident=0)
+        l3 = packets.ipv4(src, dst, packets.udp(9, 9, bytes(18), src, dst), ttl=ttl, ident=0)
         proto = packets.ETH_P_IP
     frame = packets.ether(HOST_G_MAC, GEN_MAC, proto, l3)
     fd = sysbpf.prog_fd_by_id(program['id'])
@@ -761,6 +820,9 @@ def markdown(results):
                       'fib4_strict %.2fx (rp_filter 1); kernel4 / fib4_prev = %.2fx.' % (
                           results.get('previous_router'), 1 / r['fib4_prev_over_fib4'],
                           r['fib4_strict_over_fib4_strict_prev'], r.get('kernel4_over_fib4_prev', 0))]
+        if 'counting' in one:
+            lines += ['', 'Reason counters (xdp_router against itself built with XDPKIT_REASON_COUNTERS=0, the '
+                      '*_nocount modes): ' + describe_counting(one['counting']) + '.']
         if 'kernel4_over_fib4_floor' in r:
             lines += ['', 'The floor under any router on bpf_fib_lookup() (fib4_floor: one lookup, MACs, TTL, '
                       'redirect; no checks, no counters): kernel4 / fib4_floor = %.2fx, the most such a router can '

@@ -433,9 +433,6 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	/* A short or lying header is the kernel's to drop. */
 	if (iph->version != 4 || iph->ihl < 5)
 		return XDPKIT_REASON_MALFORMED;
-	/* TTL <= 1 needs an ICMP time exceeded from the kernel. */
-	if (iph->ttl <= 1)
-		return XDPKIT_REASON_TTL;
 	if (bpf_ntohs(iph->tot_len) < iph->ihl * 4 ||
 	    (void *)iph + bpf_ntohs(iph->tot_len) > data_end)
 		return XDPKIT_REASON_MALFORMED;
@@ -459,6 +456,18 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	 * multicast is forwarded only by a multicast router. */
 	if (ipv4_never_unicast(iph->daddr))
 		return XDPKIT_REASON_MARTIAN_DESTINATION;
+	/* TTL <= 1 needs an ICMP time exceeded from the kernel. Tested where ip_forward() does,
+	 * after the header, martian and local tests of ip_rcv_core() and ip_route_input_slow(),
+	 * so that the count names the rule the kernel applies: a TTL 1 packet for the router
+	 * itself (an eBGP session's) is delivered, not expired. Only the count asks (any of these
+	 * hands the frame over alike). */
+	if (iph->ttl <= 1) {
+#if XDPKIT_REASON_COUNTERS
+		if (local_addrs.lookup(&iph->daddr))
+			return XDPKIT_REASON_LOCAL_DESTINATION;
+#endif
+		return XDPKIT_REASON_TTL;
+	}
 
 	fib.family = AF_INET;
 	fib.tos = iph->tos;
@@ -508,8 +517,8 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 
 	if ((void *)(ip6h + 1) > data_end || ip6h->version != 6)
 		return XDPKIT_REASON_MALFORMED;
-	if (ip6h->hop_limit <= 1)
-		return XDPKIT_REASON_TTL;
+	if ((void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len) > data_end)
+		return XDPKIT_REASON_MALFORMED;
 	/* Hop-by-hop options must be read by every router: the kernel's job, unless they are
 	 * only padding. */
 	l4_protocol = ip6h->nexthdr;
@@ -519,10 +528,6 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 			return XDPKIT_REASON_OPTIONS;
 		l4 += 8;
 	}
-	if (ip6h->nexthdr == IPPROTO_ICMPV6 && icmp_error(l4, data_end, AF_INET6))
-		return XDPKIT_REASON_ICMP_ERROR;
-	if ((void *)(ip6h + 1) + bpf_ntohs(ip6h->payload_len) > data_end)
-		return XDPKIT_REASON_MALFORMED;
 	/* Sources ipv6_rcv() and ip6_forward() refuse (unspecified, loopback, multicast,
 	 * IPv4-mapped) and link-local ones, which are never forwarded (the kernel answers them
 	 * with ICMP). IPv6 has no rp_filter in the stack. */
@@ -532,6 +537,13 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	 * link-local, loopback and IPv4-mapped destinations are never forwarded. */
 	if (ipv6_never_forwarded(&ip6h->daddr))
 		return XDPKIT_REASON_MARTIAN_DESTINATION;
+	/* Hop limit <= 1: the kernel sends time exceeded; tested where ip6_forward() does, after
+	 * ipv6_rcv()'s length test, the hop-by-hop options and the addresses it never forwards,
+	 * so that the count names the rule the kernel applies. */
+	if (ip6h->hop_limit <= 1)
+		return XDPKIT_REASON_TTL;
+	if (ip6h->nexthdr == IPPROTO_ICMPV6 && icmp_error(l4, data_end, AF_INET6))
+		return XDPKIT_REASON_ICMP_ERROR;
 
 	fib.family = AF_INET6;
 	fib.flowinfo = *(__be32 *)ip6h & IPV6_FLOWINFO_MASK;

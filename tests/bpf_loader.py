@@ -10,13 +10,25 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sour
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import ACTIONS, STATS_MAP_NAME, read_counters
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._reasons import REASON_NAMES, REASONS_MAP_NAME
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
+    ACTIONS,
+    STATS_MAP_NAME,
+    possible_cpus,
+    read_counters,
+)
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 
 
 # A lease that never runs out: the tests that give a router its port facts vouch for them.
 VOUCHED_FOREVER = (1 << 64) - 1
+
+
+def moved(before, after):
+    """{reason: (packets, bytes) risen} of the reason counters that changed between two reads."""
+    return {name: (after[name][0] - before[name][0], after[name][1] - before[name][1])
+            for name in after if after[name] != before[name]}
 
 
 class LoadedProgram:
@@ -45,6 +57,21 @@ class LoadedProgram:
         finally:
             os.close(fd)
         return {action: counters[action]['packets'] for action in ACTIONS}
+
+    def reasons(self):
+        """{reason: (packets, bytes)} summed over CPUs, slot 0 ('redirected', which must never be
+        counted) included: read slot by slot here, where xdp_stats leaves that slot out."""
+        fd = sysbpf.obj_get(os.path.join(self.pin_dir, REASONS_MAP_NAME))
+        ncpus = possible_cpus()
+        counts = {}
+        try:
+            for index, name in enumerate(REASON_NAMES):
+                raw = sysbpf.map_lookup(fd, struct.pack('=I', index), 16 * ncpus)
+                per_cpu = [struct.unpack_from('=QQ', raw, cpu * 16) for cpu in range(ncpus)]
+                counts[name] = (sum(p for p, _b in per_cpu), sum(b for _p, b in per_cpu))
+        finally:
+            os.close(fd)
+        return counts
 
     def map_fd(self, name):
         return sysbpf.obj_get(os.path.join(self.maps_dir, name))

@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from bpf_loader import XDP_PASS, XDP_REDIRECT, XDP_TX, LoadedProgram
+from bpf_loader import XDP_PASS, XDP_REDIRECT, XDP_TX, LoadedProgram, moved
 from packets import (
     ETH_P_ARP,
     ETH_P_IP,
@@ -149,6 +149,37 @@ def test_xdp_redirect_map_treats_arp_like_any_frame_from_a_known_source(program,
         action, out = prog.run(arp, ingress_ifindex=p0)
     # Layer-2 forwarding by source MAC: the seed's map mode forwards ARP too.
     assert action == XDP_REDIRECT and out[6:] == arp[6:]
+
+
+# -- reasons: why a frame was not redirected, counted per reason (packets, bytes) ---------------
+# A frame shorter than an Ethernet header (both programs' `malformed`) cannot be run:
+# BPF_PROG_RUN refuses input under 14 bytes. bpf_redirect() with flags 0 never refuses, so the
+# hardcoded program's `redirect_refused` cannot be produced either.
+
+
+def test_xdp_redirect_counts_no_reason_for_a_redirected_frame(program):
+    prog = program('xdp_redirect', defines={'DEST_IFINDEX': 1, 'DEST_MAC': B_MAC})
+    before = prog.reasons()
+    assert prog.run(FRAME)[0] == XDP_REDIRECT and prog.run(FRAME[:14])[0] == XDP_REDIRECT
+    assert moved(before, prog.reasons()) == {}
+
+
+def test_xdp_redirect_map_counts_unknown_sources_and_missing_egress_each_under_its_reason(program, ports):
+    ns, p0, p1 = ports
+    prog = program('xdp_redirect_map')
+    set_mac(prog, A_MAC, B_MAC)
+    unknown = ether('02:00:00:00:00:99', '02:00:00:00:0d:01', 0x0800, FRAME[14:] + b'u' * 10)
+    with in_netns(ns):
+        before = prog.reasons()
+        assert prog.run(FRAME, ingress_ifindex=p0) == (XDP_PASS, FRAME)  # no egress for p0 yet
+        assert moved(before, prog.reasons()) == {'no_egress_port': (1, len(FRAME))}
+        prog.set_port(p0, p1)
+        before = prog.reasons()
+        assert prog.run(unknown, ingress_ifindex=p0) == (XDP_PASS, unknown)
+        assert moved(before, prog.reasons()) == {'unknown_source_mac': (1, len(unknown))}
+        before = prog.reasons()
+        assert prog.run(FRAME, ingress_ifindex=p0)[0] == XDP_REDIRECT
+        assert moved(before, prog.reasons()) == {}, 'a redirected frame moves no reason'
 
 
 # The benchmark's addresses; and a pair whose 64-byte frame sums to checksum 0, sent as 0xFFFF.

@@ -29,7 +29,8 @@ def test_every_forwarding_program_counts_reasons_and_no_reason_is_unused():
         with open(os.path.join(ROOT, 'bpf', name + '.c')) as handle:
             text = handle.read()
         assert '#include "xdpkit_reasons.h"' in text, name
-        used.update(reason.lower() for reason in re.findall(r'XDPKIT_REASON_(\w+)', text))
+        # XDPKIT_REASON_COUNTERS is the define that compiles counting out, not a reason.
+        used.update(reason.lower() for reason in re.findall(r'XDPKIT_REASON_(\w+)', text) if reason != 'COUNTERS')
     assert used == set(_reasons.REASON_NAMES[1:])
 
 
