@@ -59,6 +59,7 @@
  * Defines:
  *   FIB_LOOKUP_DIRECT=1  skip policy routing rules (BPF_FIB_LOOKUP_DIRECT); default: full
  *   XDPKIT_FIB_SKIP_NEIGH  set by xdpkit from a probe of the running kernel (see below)
+ *   XDPKIT_COARSE_CLOCK    the same: the lease clock (xdpkit.h)
  */
 #include "xdpkit_reasons.h"
 
@@ -319,7 +320,7 @@ static __always_inline int fib_failure_reason(int rc)
  * custom rules or realms) is in local_addrs and local_state, which the keeper keeps and
  * vouches for; when nobody vouches for them lately, the full check decides. */
 static __always_inline int ipv4_source_refused(struct xdp_md *ctx, struct iphdr *iph, struct xdpkit_port *port,
-					     struct bpf_fib_lookup *fwd, __u32 egress)
+					       struct bpf_fib_lookup *fwd, __u32 egress, __u64 now)
 {
 	struct bpf_fib_lookup rev = {};
 	struct xdpkit_local_state *local;
@@ -330,7 +331,7 @@ static __always_inline int ipv4_source_refused(struct xdp_md *ctx, struct iphdr 
 	/* `if (!r && !fib_num_tclassid_users(net) && (dev->ifindex != oif || ...))`: the fast path. */
 	if (!port->rp_filter) {
 		local = local_state.lookup(&zero);
-		if (local && bpf_ktime_get_ns() < local->vouched_until) {
+		if (local && now < local->vouched_until) {
 			if (!(local->full_check & XDPKIT_FULL_TCLASSID)) {
 				/* `if (IN_DEV_ACCEPT_LOCAL(idev)) goto ok;`: Linux checks nothing. */
 				if (port->accept_local)
@@ -421,8 +422,28 @@ static __always_inline int redirect_to_next_hop(struct ethhdr *eth, struct bpf_f
 	return XDPKIT_REDIRECTED;
 }
 
+/* ip_forward() and ip6_forward() test the TTL / hop limit after input routing (the route
+ * lookup and, for IPv4, the source check: a TTL 1 packet for the router itself is delivered,
+ * one without a route gets "unreachable") and before the neighbour, the MTU and the redirect to
+ * the sender. So the router tests it where the kernel does, and a lookup that ends in one of
+ * those with a TTL <= 1 frame is the TTL's; every one hands the frame to the kernel alike, the
+ * count names the rule the kernel applies. */
+static __always_inline int ttl_expired_first(int reason, __u8 ttl)
+{
+	if (ttl > 1)
+		return reason;
+	switch (reason) {
+	case XDPKIT_REASON_NO_NEIGHBOUR:
+	case XDPKIT_REASON_FRAGMENTATION_NEEDED:
+	case XDPKIT_REASON_HAIRPIN:
+		return XDPKIT_REASON_TTL;
+	default:
+		return reason;
+	}
+}
+
 static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, void *data_end,
-				      struct xdpkit_port *port)
+				      struct xdpkit_port *port, __u64 now)
 {
 	struct iphdr *iph = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
@@ -456,19 +477,6 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 	 * multicast is forwarded only by a multicast router. */
 	if (ipv4_never_unicast(iph->daddr))
 		return XDPKIT_REASON_MARTIAN_DESTINATION;
-	/* TTL <= 1 needs an ICMP time exceeded from the kernel. Tested where ip_forward() does,
-	 * after the header, martian and local tests of ip_rcv_core() and ip_route_input_slow(),
-	 * so that the count names the rule the kernel applies: a TTL 1 packet for the router
-	 * itself (an eBGP session's) is delivered, not expired. Only the count asks (any of these
-	 * hands the frame over alike). */
-	if (iph->ttl <= 1) {
-#if XDPKIT_REASON_COUNTERS
-		if (local_addrs.lookup(&iph->daddr))
-			return XDPKIT_REASON_LOCAL_DESTINATION;
-#endif
-		return XDPKIT_REASON_TTL;
-	}
-
 	fib.family = AF_INET;
 	fib.tos = iph->tos;
 	fib.l4_protocol = iph->protocol;
@@ -492,13 +500,16 @@ static __always_inline int route_ipv4(struct xdp_md *ctx, struct ethhdr *eth, vo
 		 * the frames for the router itself apart (for the count only). */
 		if (reason == XDPKIT_REASON_NO_ROUTE && local_addrs.lookup(&fib.ipv4_dst))
 			return XDPKIT_REASON_LOCAL_DESTINATION;
-		return reason;
+		return ttl_expired_first(reason, iph->ttl);
 	}
 	/* The kernel's source check depends on the egress port: it runs between the lookup and
 	 * the redirect. */
-	reason = ipv4_source_refused(ctx, iph, port, &fib, fib.ifindex);
+	reason = ipv4_source_refused(ctx, iph, port, &fib, fib.ifindex, now);
 	if (reason)
 		return reason;
+	/* TTL <= 1 needs an ICMP time exceeded from the kernel. */
+	if (iph->ttl <= 1)
+		return XDPKIT_REASON_TTL;
 	reason = redirect_to_next_hop(eth, &fib);
 	if (reason != XDPKIT_REDIRECTED)
 		return reason;
@@ -537,11 +548,6 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 	 * link-local, loopback and IPv4-mapped destinations are never forwarded. */
 	if (ipv6_never_forwarded(&ip6h->daddr))
 		return XDPKIT_REASON_MARTIAN_DESTINATION;
-	/* Hop limit <= 1: the kernel sends time exceeded; tested where ip6_forward() does, after
-	 * ipv6_rcv()'s length test, the hop-by-hop options and the addresses it never forwards,
-	 * so that the count names the rule the kernel applies. */
-	if (ip6h->hop_limit <= 1)
-		return XDPKIT_REASON_TTL;
 	if (ip6h->nexthdr == IPPROTO_ICMPV6 && icmp_error(l4, data_end, AF_INET6))
 		return XDPKIT_REASON_ICMP_ERROR;
 
@@ -558,7 +564,10 @@ static __always_inline int route_ipv6(struct xdp_md *ctx, struct ethhdr *eth, vo
 
 	reason = look_up_next_hop(ctx, &fib);
 	if (reason != XDPKIT_REDIRECTED)
-		return reason;
+		return ttl_expired_first(reason, ip6h->hop_limit);
+	/* Hop limit <= 1: the kernel sends time exceeded. */
+	if (ip6h->hop_limit <= 1)
+		return XDPKIT_REASON_TTL;
 	reason = redirect_to_next_hop(eth, &fib);
 	if (reason != XDPKIT_REDIRECTED)
 		return reason;
@@ -574,6 +583,8 @@ int xdp_router(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct xdpkit_port *port;
 	u32 ingress = ctx->ingress_ifindex;
+	/* Read once: both leases (the port's, the local table's) are judged at this time. */
+	__u64 now = xdpkit_lease_clock();
 
 	if ((void *)(eth + 1) > data_end)
 		return xdpkit_record_reason(ctx, XDPKIT_REASON_MALFORMED);
@@ -581,7 +592,7 @@ int xdp_router(struct xdp_md *ctx)
 	port = ports.lookup(&ingress);
 	if (!port)
 		return xdpkit_record_reason(ctx, XDPKIT_REASON_PORT_UNKNOWN);
-	if (!xdpkit_vouched(port))
+	if (!xdpkit_vouched(port, now))
 		return xdpkit_record_reason(ctx, XDPKIT_REASON_NOT_VOUCHED);
 	/* Linux routes only frames addressed to the port itself (PACKET_HOST); veth and
 	 * promiscuous NICs hand XDP the others too. */
@@ -592,7 +603,7 @@ int xdp_router(struct xdp_md *ctx)
 	 * the lookup, is a maybe-NULL pointer to the verifier. VLAN-tagged frames, ARP and
 	 * everything else are not IP here and go to the kernel untouched. */
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return xdpkit_record_reason(ctx, route_ipv4(ctx, eth, data_end, port));
+		return xdpkit_record_reason(ctx, route_ipv4(ctx, eth, data_end, port, now));
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
 		return xdpkit_record_reason(ctx, route_ipv6(ctx, eth, data_end));
 	return xdpkit_record_reason(ctx, XDPKIT_REASON_NOT_IP);

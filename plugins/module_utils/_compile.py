@@ -90,6 +90,28 @@ def _probe_fib_skip_neigh():
         os.close(fd)
 
 
+BPF_FUNC_KTIME_GET_COARSE_NS = 160
+# Calls bpf_ktime_get_coarse_ns() (kernel 5.11 and later): the verifier refuses an unknown helper.
+_COARSE_CLOCK_PROBE = b''.join([
+    _INSN.pack(0x85, 0, 0, BPF_FUNC_KTIME_GET_COARSE_NS),        # call bpf_ktime_get_coarse_ns
+    _INSN.pack(0xb7, 0, 0, XDP_PASS),                            # r0 = XDP_PASS
+    _INSN.pack(0x95, 0, 0, 0),                                   # exit
+])
+
+
+def _probe_coarse_clock():
+    """Whether XDP programs may call bpf_ktime_get_coarse_ns(): the verifier loads the probe. A
+    kernel that refuses it gets the exact clock, right everywhere, only dearer per packet."""
+    try:
+        fd = sysbpf.prog_load(sysbpf.BPF_PROG_TYPE_XDP, _COARSE_CLOCK_PROBE, 'GPL', 'xdpkit_probe')
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+# Each feature and its probe; a cached file without a feature probes that one anew.
+_PROBES = {'fib_skip_neigh': _probe_fib_skip_neigh, 'coarse_clock': _probe_coarse_clock}
 _kernel_features = {}
 
 
@@ -102,7 +124,11 @@ def kernel_features():
             with open(path) as handle:
                 _kernel_features.update(json.load(handle))
         except (OSError, ValueError):
-            _kernel_features['fib_skip_neigh'] = _probe_fib_skip_neigh()
+            pass
+        missing = [name for name in _PROBES if name not in _kernel_features]
+        for name in missing:
+            _kernel_features[name] = _PROBES[name]()
+        if missing:
             try:
                 os.makedirs(COMPILED_DIR, mode=0o700, exist_ok=True)
                 with tempfile.NamedTemporaryFile('w', dir=COMPILED_DIR, suffix='.tmp', delete=False) as handle:
@@ -116,7 +142,9 @@ def kernel_features():
 def kernel_define_flags():
     """The -D flags every compile gets from the running kernel (XDPKIT_*: no user define can
     set them). They are part of the cache key, so a kernel that answers otherwise compiles anew."""
-    return ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % kernel_features()['fib_skip_neigh']]
+    features = kernel_features()
+    return ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % features['fib_skip_neigh'],
+            '-DXDPKIT_COARSE_CLOCK=%d' % features['coarse_clock']]
 
 
 # -- bcc ------------------------------------------------------------------------------------

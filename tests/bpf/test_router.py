@@ -97,8 +97,8 @@ def load_router(ns, ports, bpf_dir, defines=None):
 
 
 def without_skip_neigh(monkeypatch):
-    """Compiles from here on get what a kernel before 6.5 gets from the probe: the reverse
-    lookup without BPF_FIB_LOOKUP_SKIP_NEIGH."""
+    """Compiles from here on get what a kernel before 5.11 gets from the probes: the reverse
+    lookup without BPF_FIB_LOOKUP_SKIP_NEIGH (6.5) and the exact lease clock instead of the coarse one."""
     monkeypatch.setattr(_compile, 'kernel_define_flags', lambda: ['-DXDPKIT_FIB_SKIP_NEIGH=0'])
 
 
@@ -116,10 +116,20 @@ def router(request, cleanup, bpf_dir, monkeypatch):
 def test_the_kernel_probe_finds_skip_neigh_from_6_5_on_and_its_answer_is_in_the_cache_key(monkeypatch):
     takes_it = tuple(int(n) for n in re.match(r'(\d+)\.(\d+)', platform.release()).groups()) >= (6, 5)
     assert _compile._probe_fib_skip_neigh() is takes_it
-    assert _compile.kernel_define_flags() == ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % takes_it]
+    assert _compile.kernel_define_flags() == ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % takes_it, '-DXDPKIT_COARSE_CLOCK=1']
     key = _compile.cache_key('text', [], 'f')
     monkeypatch.setattr(_compile, 'kernel_define_flags', lambda: ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % (not takes_it)])
     assert _compile.cache_key('text', [], 'f') != key
+
+
+def test_the_kernel_probe_finds_the_coarse_clock_and_a_cached_answer_without_it_is_probed_anew(monkeypatch, tmp_path):
+    assert _compile._probe_coarse_clock() is True, 'kernel 5.11 and later take bpf_ktime_get_coarse_ns()'
+    # A features file an older collection wrote (no coarse_clock) gets the new probe, and keeps it.
+    monkeypatch.setattr(_compile, 'COMPILED_DIR', str(tmp_path))
+    monkeypatch.setattr(_compile, '_kernel_features', {})
+    (tmp_path / ('kernel-%s.features' % platform.release())).write_text('{"fib_skip_neigh": true}')
+    assert _compile.kernel_features() == {'fib_skip_neigh': True, 'coarse_clock': True}
+    assert '"coarse_clock": true' in (tmp_path / ('kernel-%s.features' % platform.release())).read_text()
 
 
 def assert_forwarded(router, frame, out, ttl_offset):
