@@ -20,19 +20,16 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import three_namespaces
 from conftest import ROOT, free_port, run_module
 from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 
 EXPORTER = os.path.join(ROOT, 'tools', 'xdpkit_exporter')
 DASHBOARD = os.path.join(ROOT, 'roles', 'exporter', 'files', 'xdpkit-dashboard.json')
 PROMETHEUS = '/usr/bin/prometheus'
-NUD_PERMANENT = 0x80
 SENDER, SINK = '10.73.1.2', '10.73.2.2'
 ROUTER, HAIRPIN, HAIRPIN_NET = '10.73.1.1', '10.73.9.9', '10.73.9.0/24'
 # Written out, not imported from _reasons: the tests state what an operator reads.
@@ -97,29 +94,9 @@ def routed(cleanup):
     """G, R, S as in the module docstring: R routes 10.73.1.0/24 <-> 10.73.2.0/24 with xdp_router on
     r0 and r1 (through the module, which starts the keeper); permanent neighbours, so every echo
     request and reply after the first goes the XDP way."""
-    names = cleanup
-    g, r, s = names('g'), names('r'), names('s')
-    for ns in (g, r, s):
-        create_netns(ns)
-    VethManager({'name': 'r0', 'namespace': r, 'addresses': ['10.73.1.1/24'], 'state': 'present',
-                 'peer': {'name': 'g0', 'namespace': g, 'addresses': [SENDER + '/24']}}).run()
-    VethManager({'name': 'r1', 'namespace': r, 'addresses': ['10.73.2.1/24'], 'state': 'present',
-                 'peer': {'name': 's0', 'namespace': s, 'addresses': [SINK + '/24']}}).run()
-    for ns, end, gateway in ((g, 'g0', '10.73.1.1'), (s, 's0', '10.73.2.1')):
-        write_sysctl(ns, 'net.ipv4.conf.all.forwarding', '0')
-        write_sysctl(ns, 'net.ipv6.conf.%s.disable_ipv6' % end, '1')
-        with iproute(ns) as ipr:
-            ipr.route('add', dst='0.0.0.0/0', gateway=gateway)
-    write_sysctl(r, 'net.ipv4.conf.all.forwarding', '1')
-    with iproute(s) as ipr:
-        sink_mac = get_link(ipr, 's0')['mac']
-    with iproute(g) as ipr:
-        gen_mac = get_link(ipr, 'g0')['mac']
-    with iproute(r) as ipr:
-        ipr.neigh('add', dst=SINK, lladdr=sink_mac, ifindex=get_link(ipr, 'r1')['ifindex'], state=NUD_PERMANENT)
-        ipr.neigh('add', dst=SENDER, lladdr=gen_mac, ifindex=get_link(ipr, 'r0')['ifindex'], state=NUD_PERMANENT)
+    names = three_namespaces.build(cleanup, '10.73')
+    g, r, s = names.g, names.r, names.s
     names.maps_dir = '/sys/fs/bpf/xdpkit/%s-exp' % names.prefix
-    names.g, names.r, names.s = g, r, s
     args = {'interfaces': ['r0', 'r1'], 'namespace': r, 'program': 'xdp_router', 'maps_dir': names.maps_dir,
             'receivers': [{'interface': 's0', 'namespace': s}, {'interface': 'g0', 'namespace': g}]}
     result = run_module('xdp_program', args)

@@ -16,6 +16,7 @@ import sys
 import time
 
 import pytest
+import three_namespaces
 from conftest import ROOT, in_ns, run_module
 from packets import ETH_P_IP, ether, ipv4, udp
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,7 +32,6 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats impor
     read_counters,
 )
 
-NUD_PERMANENT = 0x80
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 # SPOOFED claims to be from the sink's side: with rp_filter 1 its route back is not through r0.
@@ -85,31 +85,12 @@ def keeper_free():
 def routed(cleanup, keeper_free):
     """G, R, S as in the module docstring; R forwards 10.71.1.0/24 <-> 10.71.2.0/24 with rp_filter 0,
     the router on r0 and r1 (through the module: it starts the keeper)."""
-    names = cleanup
-    g, r, s = names('g'), names('r'), names('s')
-    for ns in (g, r, s):
-        create_netns(ns)
-    VethManager({'name': 'r0', 'namespace': r, 'addresses': ['10.71.1.1/24'], 'state': 'present',
-                 'peer': {'name': 'g0', 'namespace': g, 'addresses': [SENDER + '/24']}}).run()
-    VethManager({'name': 'r1', 'namespace': r, 'addresses': ['10.71.2.1/24'], 'state': 'present',
-                 'peer': {'name': 's0', 'namespace': s, 'addresses': [SINK + '/24']}}).run()
-    # Quiet ends: no IPv6 (router solicitations, MLD) and no forwarding, so the router's
-    # counters see the test's frames only.
-    for ns, end in ((g, 'g0'), (s, 's0')):
-        write_sysctl(ns, 'net.ipv4.conf.all.forwarding', '0')
-        write_sysctl(ns, 'net.ipv6.conf.%s.disable_ipv6' % end, '1')
-    for key in ('net.ipv4.conf.all.forwarding', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.r0.rp_filter',
+    names = three_namespaces.build(cleanup, '10.71', default_routes=False)
+    r, s = names.r, names.s
+    for key in ('net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.r0.rp_filter',
                 'net.ipv4.conf.all.accept_local', 'net.ipv4.conf.r0.accept_local'):
-        write_sysctl(r, key, '1' if key.endswith('forwarding') else '0')
-    with iproute(s) as ipr:
-        sink_mac = get_link(ipr, 's0')['mac']
-    with iproute(g) as ipr:
-        gen_mac = get_link(ipr, 'g0')['mac']
-    with iproute(r) as ipr:
-        ipr.neigh('add', dst=SINK, lladdr=sink_mac, ifindex=get_link(ipr, 'r1')['ifindex'], state=NUD_PERMANENT)
-        ipr.neigh('add', dst=SENDER, lladdr=gen_mac, ifindex=get_link(ipr, 'r0')['ifindex'], state=NUD_PERMANENT)
+        write_sysctl(r, key, '0')
     names.maps_dir = '/sys/fs/bpf/xdpkit/%s-keep' % names.prefix
-    names.g, names.r, names.s, names.gen_mac = g, r, s, gen_mac
     result = run_module('xdp_program', {'interfaces': ['r0', 'r1'], 'namespace': r, 'program': 'xdp_router',
                                         'maps_dir': names.maps_dir,
                                         'receivers': [{'interface': 's0', 'namespace': s}]})

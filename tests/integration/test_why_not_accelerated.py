@@ -13,49 +13,26 @@ import subprocess
 import time
 
 import pytest
+import three_namespaces
 from conftest import run_module
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
-from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
 
-NUD_PERMANENT = 0x80
-SENDER, SINK = '10.74.1.2', '10.74.2.2'
+SINK = '10.74.2.2'
 ECHOES = 40
 
 
 @pytest.fixture
 def lab(cleanup):
-    names = cleanup
-    g, r, s = names('g'), names('r'), names('s')
-    for ns in (g, r, s):
-        create_netns(ns)
-    VethManager({'name': 'r0', 'namespace': r, 'addresses': ['10.74.1.1/24'], 'state': 'present',
-                 'peer': {'name': 'g0', 'namespace': g, 'addresses': [SENDER + '/24']}}).run()
-    VethManager({'name': 'r1', 'namespace': r, 'addresses': ['10.74.2.1/24'], 'state': 'present',
-                 'peer': {'name': 's0', 'namespace': s, 'addresses': [SINK + '/24']}}).run()
-    for ns, end, gateway in ((g, 'g0', '10.74.1.1'), (s, 's0', '10.74.2.1')):
-        write_sysctl(ns, 'net.ipv6.conf.%s.disable_ipv6' % end, '1')
-        with iproute(ns) as ipr:
-            ipr.route('add', dst='0.0.0.0/0', gateway=gateway)
-    write_sysctl(r, 'net.ipv4.conf.all.forwarding', '1')
-    macs = {}
-    for ns, end in ((g, 'g0'), (s, 's0')):
-        with iproute(ns) as ipr:
-            macs[end] = get_link(ipr, end)['mac']
-    with iproute(r) as ipr:
-        ipr.neigh('add', dst=SINK, lladdr=macs['s0'], ifindex=get_link(ipr, 'r1')['ifindex'], state=NUD_PERMANENT)
-        ipr.neigh('add', dst=SENDER, lladdr=macs['g0'], ifindex=get_link(ipr, 'r0')['ifindex'], state=NUD_PERMANENT)
-    names.g, names.r, names.s = g, r, s
+    names = three_namespaces.build(cleanup, '10.74')
     names.maps_dir = '/sys/fs/bpf/xdpkit/%s-rsn' % names.prefix
-    names.router = {'namespace': r, 'program': 'xdp_router', 'maps_dir': names.maps_dir,
-                    'receivers': [{'interface': 's0', 'namespace': s}, {'interface': 'g0', 'namespace': g}]}
+    receivers = [{'interface': 's0', 'namespace': names.s}, {'interface': 'g0', 'namespace': names.g}]
+    names.router = {'namespace': names.r, 'program': 'xdp_router', 'maps_dir': names.maps_dir,
+                    'receivers': receivers}
     try:
         yield names
     finally:
-        run_module('xdp_program', {'interfaces': ['r0', 'r1'], 'namespace': r, 'maps_dir': names.maps_dir,
+        run_module('xdp_program', {'interfaces': ['r0', 'r1'], 'namespace': names.r, 'maps_dir': names.maps_dir,
                                    'receivers': names.router['receivers'], 'state': 'absent'})
         deadline = time.monotonic() + _keeper.IDLE_EXIT_SECONDS + 5
         while _keeper.running() is not None and time.monotonic() < deadline:
