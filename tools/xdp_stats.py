@@ -41,15 +41,13 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._metrics import 
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
     ACTIONS,
-    acceleration,
     acceleration_over,
     attached_on,
     find_reasons_map,
     find_stats_map,
     possible_cpus,
     rates,
-    read_counters,
-    read_reasons,
+    read_port,
 )
 
 
@@ -95,16 +93,6 @@ def render(interface, namespace, program, counters, rate, period, port=None, kee
         lines.append('acceleration over %.3fs: port %s, namespace %s (XDP redirected %.0f pps, kernel forwarded '
                      '%.0f pps)' % (period, port_share, namespace_share, share['xdp_pps'], share['kernel_pps']))
     return '\n'.join(lines)
-
-
-def read_port(stats_fd, reasons_fd, namespace, ncpus):
-    """What one refresh compares: the counters, the reasons (None without the map), the port's
-    redirects and the namespace's acceleration counts (_xdp_stats.acceleration())."""
-    stats = read_counters(stats_fd, ncpus)
-    reasons = read_reasons(reasons_fd, ncpus) if reasons_fd is not None else None
-    redirected = stats['XDP_REDIRECT']['packets']
-    return {'stats': stats, 'reasons': reasons, 'redirected': redirected,
-            'acceleration': acceleration(namespace, redirected, reasons, ncpus)}
 
 
 def share_over(first, second, period):

@@ -28,8 +28,7 @@ def leading_reasons(after, before=None, count=3):
     except (TypeError, ValueError):
         raise AnsibleFilterError('leading_reasons: count must be a number, not %r' % (count,))
     risen = _reasons.difference(_totals(after, 'the input'), _totals(before or [], 'before'))
-    return [{'reason': name, 'packets': packets, 'means': _reasons.describe(name)}
-            for name, packets in _reasons.leading(risen, count)]
+    return _reasons.leading_described(risen, count)
 
 
 class FilterModule:

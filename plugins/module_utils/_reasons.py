@@ -87,12 +87,10 @@ def leading(reasons, count=3):
     return [(name, packets) for packets, name in ranked[:count]]
 
 
-def describe_leading(reasons, count=3):
-    """'no_neighbour 12 (the next hop's MAC ...), ttl 3 (...)' or 'none counted'."""
-    found = leading(reasons, count)
-    if not found:
-        return 'none counted'
-    return ', '.join('%s %d (%s)' % (name, packets, describe(name)) for name, packets in found)
+def leading_described(reasons, count=3):
+    """leading() as [{'reason', 'packets', 'means'}], as the xdp_stats module and the leading_reasons filter
+    return it."""
+    return [{'reason': name, 'packets': packets, 'means': describe(name)} for name, packets in leading(reasons, count)]
 
 
 def share(redirected, kernel_forwarded):

@@ -135,9 +135,19 @@ def acceleration(namespace, redirected, reasons, ncpus=None):
             'namespace_redirected': namespace_xdp, 'kernel_forwarded': kernel_total}
 
 
+def read_port(stats_fd, reasons_fd, namespace, ncpus=None):
+    """What one read of a port compares with the next: its counters, its reasons (None without the
+    map: reasons_fd None), its redirects and the namespace's acceleration counts (acceleration())."""
+    stats = read_counters(stats_fd, ncpus)
+    reasons = read_reasons(reasons_fd, ncpus) if reasons_fd is not None else None
+    redirected = stats['XDP_REDIRECT']['packets']
+    return {'stats': stats, 'reasons': reasons, 'redirected': redirected,
+            'acceleration': acceleration(namespace, redirected, reasons, ncpus)}
+
+
 def acceleration_over(first, second):
     """The shares over an interval, from two acceleration() reads and the port's redirects and
-    reasons before and after (dicts with 'redirected' and 'reasons')."""
+    reasons before and after (two read_port() results)."""
     reasons = _reasons.difference(second['reasons'], first['reasons']) if second['reasons'] is not None else None
     redirected = second['redirected'] - first['redirected']
     return {'port': _reasons.port_share(redirected, reasons) if reasons is not None else None,
@@ -194,13 +204,15 @@ class XdpStatsReader:
                               "program and its counters cannot be read" % (
                                   self.interface, describe_ns(self.namespace), program['name'], program['id'],
                                   STATS_MAP_NAME))
+        # Found once: a second read compares the same maps.
+        reasons_fd = find_reasons_map(program['id'])
         try:
             ncpus = possible_cpus()
-            first = self._read(fd, program['id'], ncpus)
+            first = read_port(fd, reasons_fd, self.namespace, ncpus)
             if self.interval:
                 start = time.monotonic()
                 time.sleep(self.interval)
-                second = self._read(fd, program['id'], ncpus)
+                second = read_port(fd, reasons_fd, self.namespace, ncpus)
                 seconds = time.monotonic() - start
                 result['rates'] = rates(first['stats'], second['stats'], seconds)
                 if second['reasons'] is not None:
@@ -209,14 +221,8 @@ class XdpStatsReader:
                 first = second
         finally:
             os.close(fd)
+            if reasons_fd is not None:
+                os.close(reasons_fd)
         result.update(stats=first['stats'], reasons=first['reasons'], acceleration=first['acceleration'],
-                      leading_reasons=[{'reason': name, 'packets': packets, 'means': _reasons.describe(name)}
-                                       for name, packets in _reasons.leading(first['reasons'])])
+                      leading_reasons=_reasons.leading_described(first['reasons']))
         return result
-
-    def _read(self, fd, prog_id, ncpus):
-        stats = read_counters(fd, ncpus)
-        reasons = program_reasons(prog_id, ncpus)
-        redirected = stats['XDP_REDIRECT']['packets']
-        return {'stats': stats, 'reasons': reasons, 'redirected': redirected,
-                'acceleration': acceleration(self.namespace, redirected, reasons, ncpus)}

@@ -41,8 +41,10 @@ def test_leading_reasons_are_the_largest_rises_without_zeros():
     risen = _reasons.difference(after, before)
     assert _reasons.leading(risen) == [('no_neighbour', 8), ('hairpin', 2), ('ttl', 1)]
     assert _reasons.leading(risen, 1) == [('no_neighbour', 8)]
-    assert _reasons.describe_leading(risen, 1).startswith('no_neighbour 8 (the next hop')
-    assert _reasons.describe_leading({}) == 'none counted'
+    described = _reasons.leading_described(risen, 1)
+    assert described == [{'reason': 'no_neighbour', 'packets': 8, 'means': _reasons.describe('no_neighbour')}]
+    assert described[0]['means'].startswith('the next hop')
+    assert _reasons.leading_described({}) == []
 
 
 def test_shares_count_only_what_the_kernel_forwards_per_port():
