@@ -42,6 +42,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sour
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import PORT_ENTRY  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
@@ -558,16 +559,16 @@ def without_source_check(bed, repeat):
     port, the one setting under which Linux checks nothing either): the difference to fib4 is
     what the reverse lookup costs. The settings are changed on the port itself and the keeper
     brings them to the router, as it would on a real host; they are put back after."""
-    table = os.path.join(bed.maps_dir, 'ports')
+    entry = os.path.join(_bpf_pins.default_pin_dir(None, bed.port_g), PORT_ENTRY)
     path = '/proc/sys/net/ipv4/conf/%s/accept_local' % bed.port_g
 
     def set_accept_local(value):
         with open(path, 'w') as handle:
             handle.write(value)
         deadline = time.monotonic() + 5
-        while _ports.read_port(table, bed.ifindex_g)['accept_local'] != int(value):
+        while _ports.read_entry(entry)['accept_local'] != int(value):
             if time.monotonic() > deadline:
-                raise RuntimeError('the keeper did not bring accept_local=%s to the port table' % value)
+                raise RuntimeError('the keeper did not bring accept_local=%s to the port entry' % value)
             time.sleep(0.02)
 
     with open(path) as handle:

@@ -43,9 +43,11 @@
  *     them along a default route, older ones drop them), so the kernel decides;
  *   - padding-only IPv4 options in a packet of under IPV4_HEADER_MAX bytes, and hop-by-hop
  *     padding other than six Pad1 or one four-byte PadN, go to the kernel.
- * And one that is not: the port table (rp_filter, accept_local, MAC), which xdp_program
- * writes when it attaches and the keeper keeps current (within a second of a change); an
- * entry the keeper has not vouched for within its lease sends every frame to the kernel. The
+ * And one that is not: the ingress port's entry (rp_filter, accept_local, MAC; each instance
+ * of the program is attached to one port and holds that port's, XDPKIT_PORT_ENTRY), which
+ * xdp_program writes when it attaches and the keeper keeps current (within a second of a
+ * change); an entry the keeper has not vouched for within its lease sends every frame to the
+ * kernel. The
  * same holds for local_addrs and local_state (addresses, custom local routes and rules):
  * without a lease the router makes the full reverse lookup.
  * Not modelled, so do not attach it where they matter: multicast routing, proxy_ndp, IPsec
@@ -104,7 +106,7 @@
 #endif
 
 XDPKIT_EGRESS_PORTS(tx_ports, 256);
-XDPKIT_PORT_TABLE(ports, 256);
+XDPKIT_PORT_ENTRY();
 /* Sized for a router namespace's addresses and broadcast routes; the keeper says when more do not fit. */
 XDPKIT_LOCAL_SOURCES(4096);
 
@@ -582,18 +584,22 @@ int xdp_router(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	struct ethhdr *eth = data;
 	struct xdpkit_port *port;
-	u32 ingress = ctx->ingress_ifindex;
+	u32 zero = 0;
 	/* Read once: both leases (the port's, the local table's) are judged at this time. */
 	__u64 now = xdpkit_lease_clock();
 
 	if ((void *)(eth + 1) > data_end)
 		return xdpkit_record_reason(ctx, XDPKIT_REASON_MALFORMED);
-	/* Without the port's facts the router cannot tell what Linux would refuse. */
-	port = ports.lookup(&ingress);
+	/* Without the port's facts the router cannot tell what Linux would refuse. Key 0 of an
+	 * array is always there; the verifier wants the test all the same. */
+	port = port_entry.lookup(&zero);
 	if (!port)
 		return xdpkit_record_reason(ctx, XDPKIT_REASON_PORT_UNKNOWN);
+	/* A lease of 0 is an entry nobody wrote (or the keeper cleared: its program was attached
+	 * nowhere); told apart only here, off the forwarding path. */
 	if (!xdpkit_vouched(port, now))
-		return xdpkit_record_reason(ctx, XDPKIT_REASON_NOT_VOUCHED);
+		return xdpkit_record_reason(ctx, port->vouched_until ? XDPKIT_REASON_NOT_VOUCHED
+								   : XDPKIT_REASON_PORT_UNKNOWN);
 	/* Linux routes only frames addressed to the port itself (PACKET_HOST); veth and
 	 * promiscuous NICs hand XDP the others too. */
 	if (!xdpkit_mac_equal(eth->h_dest, port->mac))

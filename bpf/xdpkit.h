@@ -50,12 +50,12 @@ BPF_TABLE_PINNED("percpu_array", u32, struct xdpkit_datarec, xdp_stats_map, XDPK
 #define XDPKIT_EGRESS_PORTS(_name, _max_entries) XDPKIT_DEVMAP_HASH(_name, _max_entries)
 
 /* What the kernel knows about an ingress port and XDP cannot ask it: the port's own MAC (for
- * the PACKET_HOST test) and the IPv4 source-validation settings in force on it. Keyed by
- * ifindex, pinned in XDPKIT_MAPS_DIR; the xdp_program module writes the entry of every port
- * it attaches a program to (it finds the table by this macro's name), and the keeper keeps it
- * current between runs. A port without an entry is unknown: programs hand its frames to the
- * kernel. So is a port whose entry nobody vouched for lately: the settings may have changed
- * since they were read (xdpkit_vouched()). */
+ * the PACKET_HOST test) and the IPv4 source-validation settings in force on it. The
+ * xdp_program module writes them when it attaches a program (it finds the declaration by the
+ * macro's name, XDPKIT_PORT_ENTRY below), and the keeper keeps them current between runs. An
+ * entry nobody wrote (all zeros) is an unknown port: programs hand its frames to the kernel.
+ * So is a port whose entry nobody vouched for lately: the settings may have changed since they
+ * were read (xdpkit_vouched()). */
 struct xdpkit_port {
 	unsigned char mac[ETH_ALEN];
 	__u8 rp_filter;		/* max(conf/all, conf/DEV): 0 off, 1 strict, 2 loose */
@@ -93,8 +93,16 @@ static __always_inline int xdpkit_vouched(struct xdpkit_port *port, __u64 now)
 	return now < port->vouched_until;
 }
 
-#define XDPKIT_PORT_TABLE(_name, _max_entries) \
-	BPF_TABLE_PINNED("hash", u32, struct xdpkit_port, _name, _max_entries, XDPKIT_MAPS_DIR "/" #_name)
+/* The entry of the one port this program instance is attached to (xdp_program attaches an
+ * instance to exactly one port): an array of one, key 0, pinned in the instance's own
+ * XDPKIT_PIN_DIR beside its stats. A lookup with a constant key in an array is inlined by the
+ * verifier into an address computation (about 0.5 ns); the hash keyed by ifindex that earlier
+ * releases shared between all instances of a maps directory cost 7-8 ns a packet. The name is
+ * fixed, as local_state's, because readers that only hold the program (xdp_stats, the
+ * metrics) tell the two arrays of one apart by it; the path is written "/" "name" so that
+ * only a program that uses the macro declares the pin (_bpf_source finds it by this name). */
+#define XDPKIT_PORT_ENTRY() \
+	BPF_TABLE_PINNED("array", u32, struct xdpkit_port, port_entry, 1, XDPKIT_PIN_DIR "/" "port_entry")
 
 /* The namespace's own IPv4 addresses, for the cheap source check Linux makes where it makes
  * no reverse lookup (fib_validate_source() with rp_filter 0: "is the source one of ours?").

@@ -27,7 +27,7 @@ enum xdpkit_reason {
 	XDPKIT_REDIRECTED = 0,			/* not a reason: the frame left through XDP */
 	XDPKIT_REASON_NOT_IP,			/* not IPv4 or IPv6 (ARP, VLAN-tagged, ...) */
 	XDPKIT_REASON_MALFORMED,		/* cut short, bad version, length or header checksum */
-	XDPKIT_REASON_PORT_UNKNOWN,		/* the ingress port has no entry in the port table */
+	XDPKIT_REASON_PORT_UNKNOWN,		/* nobody wrote the ingress port's entry (XDPKIT_PORT_ENTRY) */
 	XDPKIT_REASON_NOT_VOUCHED,		/* the port's entry's lease ran out (no keeper renews it) */
 	XDPKIT_REASON_NOT_OUR_MAC,		/* L2 destination not the port's own (other host, broadcast, multicast) */
 	XDPKIT_REASON_MARTIAN_DESTINATION,	/* never forwarded as unicast: 0/8, 127/8, multicast, link-local... */

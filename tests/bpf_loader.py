@@ -10,6 +10,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sour
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import PORT_ENTRY
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._reasons import REASON_NAMES, REASONS_MAP_NAME
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
     ACTIONS,
@@ -83,12 +84,15 @@ class LoadedProgram:
         finally:
             os.close(fd)
 
-    def set_port_facts(self, ifindex, mac, rp_filter=0, accept_local=0, table='ports', vouched_until=VOUCHED_FOREVER):
-        """The port table entry xdp_program would write (tests set the rules directly). The
-        tests stand in for the keeper: the entry is vouched for until told otherwise."""
-        _ports.write_port(os.path.join(self.maps_dir, table), ifindex,
-                          {'mac': mac, 'rp_filter': rp_filter, 'accept_local': accept_local,
-                           'vouched_until': vouched_until})
+    def port_entry_path(self):
+        return os.path.join(self.pin_dir, PORT_ENTRY)
+
+    def set_port_facts(self, mac, rp_filter=0, accept_local=0, vouched_until=VOUCHED_FOREVER):
+        """The entry xdp_program would write for the port this instance is attached to (tests set
+        the rules directly). The tests stand in for the keeper: the entry is vouched for until told
+        otherwise."""
+        _ports.write_entry(self.port_entry_path(), {'mac': mac, 'rp_filter': rp_filter, 'accept_local': accept_local,
+                                                    'vouched_until': vouched_until})
 
     def close(self):
         self.bpf.cleanup()

@@ -42,9 +42,9 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._metrics import 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (  # noqa: E402
     ACTIONS,
     acceleration_over,
-    attached_on,
     find_reasons_map,
     find_stats_map,
+    interface_program,
     possible_cpus,
     rates,
     read_port,
@@ -253,7 +253,7 @@ def main(argv=None):
     if not args.dev:
         parser.error('give -d INTERFACE, or --prometheus / --textfile for every program')
     try:
-        ifindex, program = attached_on(args.netns, args.dev)
+        program = interface_program(args.netns, args.dev)
         if program is None:
             print('%s: no XDP program attached' % args.dev, file=sys.stderr)
             return 1
@@ -275,7 +275,7 @@ def main(argv=None):
             now, now_time = read_port(fd, reasons_fd, args.netns, ncpus), time.monotonic()
             period = now_time - previous_time
             text = render(args.dev, args.netns, program, now['stats'], rates(previous['stats'], now['stats'], period),
-                          period, _lease.port_state(program['id'], ifindex), _lease.keeper_state(),
+                          period, _lease.port_state(program['id']), _lease.keeper_state(),
                           reasons=now['reasons'],
                           reason_rate=rates(previous['reasons'], now['reasons'], period) if now['reasons'] else None,
                           share=share_over(previous, now, period))

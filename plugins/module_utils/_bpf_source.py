@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """[Layer 0, ground] BPF C sources as xdp_program takes them: the user's defines validated into -D flags, a
 program's local includes flattened into one text, and what a source declares (the maps it pins,
-its devmaps and port tables, whether it forwards frames past the stack).
+its devmaps and port entry, whether it forwards frames past the stack).
 
 Pure Python, no bcc: the action plugin uses it on the controller, the unit tests directly.
 """
@@ -23,7 +23,10 @@ _MAC_LIKE_RE = re.compile(r'^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$')
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"/]+)"\s*$')
 _DEVMAP_HASH_RE = re.compile(
     r'^\s*XDPKIT_(?:DEVMAP_HASH|EGRESS_PORTS)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
-_PORT_TABLE_RE = re.compile(r'^\s*XDPKIT_PORT_TABLE\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,\s*([0-9]+)\s*\)', re.M)
+_PORT_ENTRY_RE = re.compile(r'^\s*XDPKIT_PORT_ENTRY\(\s*\)', re.M)
+# The array of one XDPKIT_PORT_ENTRY pins in the instance's pin_dir under a fixed name (_ports
+# fills it; _lease.PORT_ENTRY is the same name, for the read-only side).
+PORT_ENTRY_MAP = 'port_entry'
 _LOCAL_SOURCES_RE = re.compile(r'^\s*XDPKIT_LOCAL_SOURCES\(\s*[0-9]+\s*\)', re.M)
 # The maps XDPKIT_LOCAL_SOURCES pins in maps_dir under fixed names (_local_sources fills them).
 LOCAL_SOURCE_MAPS = ('local_addrs', 'local_state')
@@ -118,8 +121,9 @@ def read_source_tree(path):
 def pin_declarations(text):
     """(directory, name) of every map the program pins, from its source; directory is
     'pin_dir' (this instance's) or 'maps_dir' (shared)."""
-    shared = devmap_hash_declarations(text) + port_table_declarations(text)
-    pins = {('maps_dir', name) for name, _size in shared}
+    pins = {('maps_dir', name) for name, _size in devmap_hash_declarations(text)}
+    if declares_port_entry(text):
+        pins.add(('pin_dir', PORT_ENTRY_MAP))
     if _LOCAL_SOURCES_RE.search(text):
         pins.update(('maps_dir', name) for name in LOCAL_SOURCE_MAPS)
     for directory, name in _PINNED_TABLE_RE.findall(text):
@@ -139,9 +143,10 @@ def devmap_hash_declarations(text):
     return [(name, int(size)) for name, size in _DEVMAP_HASH_RE.findall(text)]
 
 
-def port_table_declarations(text):
-    """(name, max_entries) of every XDPKIT_PORT_TABLE (_ports fills them) in the flattened source."""
-    return [(name, int(size)) for name, size in _PORT_TABLE_RE.findall(text)]
+def declares_port_entry(text):
+    """Whether the flattened source declares XDPKIT_PORT_ENTRY(): the instance's array of one
+    holding its port's facts (PORT_ENTRY_MAP in pin_dir, _ports fills it)."""
+    return bool(_PORT_ENTRY_RE.search(text))
 
 
 def egress_port_declarations(text):

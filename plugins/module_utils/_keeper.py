@@ -5,9 +5,10 @@
 the kernel says, and vouches for it.
 
 An XDP program cannot ask the kernel for a port's MAC or its effective rp_filter and
-accept_local per packet, so xdp_program writes them into the pinned port table when it
-attaches. They drift: `sysctl -w`, `ip link set ... address`, a port renamed, addresses added
-or removed. The keeper re-reads them for every port of every router on the host (the host
+accept_local per packet, so xdp_program writes them into the port entry of the program
+instance it attaches (pinned in the instance's pin_dir). They drift: `sysctl -w`, `ip link set
+... address`, a port renamed, addresses added or removed. The keeper re-reads them for the port
+of every router instance on the host (the host
 namespace and every named namespace), on every netlink event that may change them and at least
 every INTERVAL seconds for what the kernel does not announce (accept_local), and rewrites an
 entry that differs. Every write renews the entry's lease (_ports): the router trusts an entry
@@ -85,20 +86,17 @@ def keeper_version():
 
 # -- what there is to keep ---------------------------------------------------------------------
 def routers():
-    """{maps_dir: {'tables': [port table paths], 'programs': {prog ids}}} of the program
-    instances xdp_program pinned (their xdpkit_meta) whose maps hold a port table."""
+    """{pin_dir: {'entry': port entry path, 'prog_id', 'maps_dir'}} of the program instances
+    xdp_program pinned (their xdpkit_meta) that hold a port entry."""
     found = {}
     for name in pinned_files(PIN_ROOT):
-        meta = _ownership.read_meta(os.path.join(PIN_ROOT, name))
+        pin_dir = os.path.join(PIN_ROOT, name)
+        meta = _ownership.read_meta(pin_dir)
         if not meta:
             continue
-        entry = found.get(meta['maps_dir'])
-        if entry is None:
-            tables = _ports.port_tables_in(meta['maps_dir'])
-            if not tables:
-                continue
-            entry = found[meta['maps_dir']] = {'tables': tables, 'programs': set()}
-        entry['programs'].add(meta['prog_id'])
+        entry = _ports.port_entry_in(pin_dir)
+        if entry:
+            found[pin_dir] = {'entry': entry, 'prog_id': meta['prog_id'], 'maps_dir': meta['maps_dir']}
     return found
 
 
@@ -144,8 +142,8 @@ def describe_change(namespace, name, before, after):
 
 # -- the keeper ---------------------------------------------------------------------------------
 class Keeper:
-    """One pass (`keep()`) brings every port table entry in line with the kernel and renews its
-    lease; `run()` makes passes on events and every interval until told to stop."""
+    """One pass (`keep()`) brings every router instance's port entry in line with the kernel and
+    renews its lease; `run()` makes passes on events and every interval until told to stop."""
 
     def __init__(self, interval=INTERVAL, lease_seconds=_ports.LEASE_SECONDS, idle_exit=IDLE_EXIT_SECONDS,
                  log=None):
@@ -154,8 +152,8 @@ class Keeper:
         self.idle_exit = idle_exit
         self.log = log or (lambda text: None)
         self.sockets = {}      # namespace -> netlink socket bound to EVENT_GROUPS
-        self.homes = {}        # (table, ifindex) -> the namespace the port was last found in
-        self.orphans = {}      # (table, ifindex) -> when its port was first found not running the router
+        self.homes = {}        # pin_dir -> the namespace its instance was last found attached in
+        self.orphans = {}      # pin_dir -> when its instance was first found attached nowhere
         self.kept = {'ports': 0, 'namespaces': 0, 'routers': 0}
         self.last_change = None  # (time.time(), what) of the last entry rewritten or removed
         self.stopping = False
@@ -182,32 +180,37 @@ class Keeper:
             return views[namespace]
 
         kept, spaces, homes = 0, set(), {}
-        for maps_dir, router in sorted(found.items()):
-            for table in router['tables']:
-                for ifindex, entry in _ports.read_entries(table):
-                    home = self._home(table, ifindex, router['programs'], view)
-                    if home is None:
-                        self._orphan(table, ifindex, maps_dir)
-                        continue
-                    self.orphans.pop((table, ifindex), None)
-                    namespace, (link, _prog_id, ipv4_addressed) = home
-                    try:
-                        wanted = _ports.wanted_port(namespace, link, ipv4_addressed)
-                    except Exception as exc:  # renamed or removed between the dump and the read
-                        self.log('reading port %s: %s' % (link['name'], exc))
-                        continue
-                    if _ports.facts(entry) != wanted:
-                        self.changed(describe_change(namespace, link['name'], _ports.facts(entry), wanted))
-                    wanted['vouched_until'] = _ports.lease_until(self.lease_seconds)
-                    try:
-                        _ports.write_port(table, ifindex, wanted)
-                    except Exception as exc:  # the table went with its last router
-                        self.log('writing port %s: %s' % (link['name'], exc))
-                        continue
-                    kept += 1
-                    spaces.add(namespace)
-                    homes.setdefault(maps_dir, set()).add(namespace)
-        self.kept = {'ports': kept, 'namespaces': len(spaces), 'routers': len(found)}
+        for pin_dir, router in sorted(found.items()):
+            entry = _ports.read_entry(router['entry'])
+            # An entry nobody wrote, or one cleared: xdp_program writes it when it attaches.
+            if entry is None:
+                self.orphans.pop(pin_dir, None)
+                continue
+            home = self._home(pin_dir, router['prog_id'], view)
+            if home is None:
+                self._orphan(pin_dir, router['entry'])
+                continue
+            self.orphans.pop(pin_dir, None)
+            namespace, (link, _prog_id, ipv4_addressed) = home
+            try:
+                wanted = _ports.wanted_port(namespace, link, ipv4_addressed)
+            except Exception as exc:  # renamed or removed between the dump and the read
+                self.log('reading port %s: %s' % (link['name'], exc))
+                continue
+            if _ports.facts(entry) != wanted:
+                self.changed(describe_change(namespace, link['name'], _ports.facts(entry), wanted))
+            wanted['vouched_until'] = _ports.lease_until(self.lease_seconds)
+            try:
+                _ports.write_entry(router['entry'], wanted)
+            except Exception as exc:  # the pin went with its instance (state=absent)
+                self.log('writing port %s: %s' % (link['name'], exc))
+                continue
+            kept += 1
+            spaces.add(namespace)
+            homes.setdefault(router['maps_dir'], set()).add(namespace)
+        # A router is the instances that share a maps directory, as before the entries were per instance.
+        self.kept = {'ports': kept, 'namespaces': len(spaces),
+                     'routers': len({router['maps_dir'] for router in found.values()})}
         self._follow(spaces)
         for maps_dir, router_spaces in sorted(homes.items()):
             self._keep_local_sources(maps_dir, router_spaces)
@@ -251,33 +254,33 @@ class Keeper:
                 self.changed(text)
             self.local_tables[maps_dir] = summary
 
-    def _orphan(self, table, ifindex, maps_dir):
-        """An entry whose port runs none of the router's programs: the port is gone, runs
-        another program, or is being attached right now (xdp_program writes the entry, attaches,
-        then records the program). Its lease is not renewed, so the router stops trusting it;
-        it is removed once it has stayed that way for ORPHAN_SECONDS."""
-        key = (table, ifindex)
-        first = self.orphans.setdefault(key, time.monotonic())
+    def _orphan(self, pin_dir, entry):
+        """An instance attached nowhere: its port is gone, runs another program, or its program
+        is being replaced right now (xdp_program writes the entry, attaches, then records the
+        new program). Its lease is not renewed, so the router stops trusting it; the entry is
+        cleared (an array's cannot be removed) once it has stayed that way for ORPHAN_SECONDS,
+        and the instance is then left alone until xdp_program writes it again."""
+        first = self.orphans.setdefault(pin_dir, time.monotonic())
         if time.monotonic() - first >= ORPHAN_SECONDS:
-            _ports.delete_port(table, ifindex)
-            self.orphans.pop(key, None)
-            self.homes.pop(key, None)
-            self.changed('port %d of %s has not run the router for %.0f s (gone or replaced): entry removed' % (
-                ifindex, maps_dir, ORPHAN_SECONDS))
+            _ports.clear_entry(entry)
+            self.orphans.pop(pin_dir, None)
+            self.homes.pop(pin_dir, None)
+            self.changed('the router instance of %s has been attached nowhere for %.0f s (its port gone or '
+                         'replaced): entry cleared' % (pin_dir, ORPHAN_SECONDS))
 
-    def _home(self, table, ifindex, programs, view):
-        """(namespace, port view) of the port `ifindex` of a table: where a link of that ifindex
-        runs one of the router's programs. The namespace it was found in before is asked first."""
+    def _home(self, pin_dir, prog_id, view):
+        """(namespace, port view) of the port the instance serves: where a link runs its program.
+        The namespace it was found in before is asked first."""
         candidates = namespaces()
-        last = self.homes.get((table, ifindex), False)
+        last = self.homes.get(pin_dir, False)
         if last is not False and last in candidates:
             candidates.remove(last)
             candidates.insert(0, last)
         for namespace in candidates:
-            port = view(namespace).get(ifindex)
-            if port and port[1] in programs:
-                self.homes[(table, ifindex)] = namespace
-                return namespace, port
+            for port in view(namespace).values():
+                if port[1] == prog_id:
+                    self.homes[pin_dir] = namespace
+                    return namespace, port
         return None
 
     def _follow(self, spaces):
@@ -477,7 +480,7 @@ def serve(log=None, status=None, interval=INTERVAL, lease_seconds=_ports.LEASE_S
 
     _write_record({'pid': os.getpid(), 'version': keeper_version(), 'started': time.time()})
     if log:
-        log('keeping the port tables of every router on this host (version %s, lease %.1f s)' % (
+        log('keeping the port entries of every router on this host (version %s, lease %.1f s)' % (
             keeper_version(), lease_seconds))
     try:
         keeper.run(status=report)

@@ -2,7 +2,7 @@
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """[Layer 2, kernel objects] Whether a router may trust what it caches about its ports, read
-without changing anything: the lease of each port table entry (`vouched_until`) and the keeper
+without changing anything: the lease of each program instance's port entry (`vouched_until`) and the keeper
 that renews the leases (its record and lock under STATE_DIR).
 
 _ports writes the entries and _keeper is the keeper; both take the entry layout and the
@@ -27,6 +27,10 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys 
 # struct xdpkit_port in bpf/xdpkit.h: mac[6], rp_filter, accept_local, vouched_until
 PORT_FORMAT = '=6sBBQ'
 PORT_SIZE = struct.calcsize(PORT_FORMAT)
+# The array of one a program instance holds its port's entry in (XDPKIT_PORT_ENTRY, key 0):
+# its pin in the instance's pin_dir and its map name (_bpf_source.PORT_ENTRY_MAP, the same).
+PORT_ENTRY = 'port_entry'
+PORT_KEY = struct.pack('=I', 0)
 
 STATE_DIR = '/run/xdpkit'
 LOCK_FILE = os.path.join(STATE_DIR, 'keeper.lock')
@@ -38,7 +42,14 @@ SERVICE = 'xdpkit-keeper'
 
 
 def decode(raw):
+    """The entry in `raw`, or None: no entry, or one nobody wrote. An array's entry is there from
+    the start, all zeros, and every writer sets a lease: an entry without one (vouched_until 0)
+    is one nobody wrote, or one cleared, and the router takes it for an unknown port too."""
+    if raw is None:
+        return None
     mac, rp_filter, accept_local, vouched_until = struct.unpack(PORT_FORMAT, raw[:PORT_SIZE])
+    if not vouched_until:
+        return None
     return {'mac': ':'.join('%02x' % b for b in mac), 'rp_filter': rp_filter, 'accept_local': accept_local,
             'vouched_until': vouched_until}
 
@@ -90,16 +101,18 @@ def keeper_state():
             'current': None if today is None else record.get('version') == today}
 
 
-# -- a program's port table ---------------------------------------------------------------------
-def is_port_table(info):
-    """Whether a map (its map_info()) is a port table: a hash map from a 4-byte ifindex to a
-    struct xdpkit_port of today's layout."""
-    return info['type'] == 'hash' and info['key_size'] == 4 and info['value_size'] == PORT_SIZE
+# -- a program's port entry ---------------------------------------------------------------------
+def is_port_entry(info):
+    """Whether a map (its map_info()) is a port entry: an array of one struct xdpkit_port of
+    today's layout, named PORT_ENTRY. (The name tells it from local_state, an array of one whose
+    value has the same size.)"""
+    return info['type'] == 'array' and info['key_size'] == 4 and info['value_size'] == PORT_SIZE and \
+        info['max_entries'] == 1 and info['name'] == PORT_ENTRY
 
 
-def port_table_fd(prog_id):
-    """fd of the program's port table, or None: the program caches nothing about its ports."""
-    return sysbpf.program_map_fd(prog_id, is_port_table)
+def port_entry_fd(prog_id):
+    """fd of the program's port entry, or None: the program caches nothing about its port."""
+    return sysbpf.program_map_fd(prog_id, is_port_entry)
 
 
 def lease_of(entry, now_ns=None):
@@ -115,17 +128,17 @@ def lease_of(entry, now_ns=None):
             'rp_filter': entry['rp_filter'], 'accept_local': entry['accept_local'], 'mac': entry['mac']}
 
 
-def port_state(prog_id, ifindex):
-    """lease_of() the entry of `ifindex` in the port table of program `prog_id`, or None when the
-    program has no port table."""
-    fd = port_table_fd(prog_id)
+def port_state(prog_id):
+    """lease_of() the port entry of program `prog_id` (the entry of the port it is attached to),
+    or None when the program has no port entry."""
+    fd = port_entry_fd(prog_id)
     if fd is None:
         return None
     try:
-        raw = sysbpf.map_lookup(fd, struct.pack('=I', ifindex), PORT_SIZE)
+        raw = sysbpf.map_lookup(fd, PORT_KEY, PORT_SIZE)
     finally:
         os.close(fd)
-    return lease_of(decode(raw) if raw is not None else None)
+    return lease_of(decode(raw))
 
 
 # -- saying so ------------------------------------------------------------------------------------

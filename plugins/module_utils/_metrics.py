@@ -75,7 +75,7 @@ KEEPER_METRICS = (
 
 
 def attached_programs():
-    """(namespace or '', interface, prog_id, ifindex) of every XDP program on the host and in every
+    """(namespace or '', interface, prog_id) of every XDP program on the host and in every
     named namespace."""
     found = []
     for namespace in [None] + list_netns():
@@ -86,8 +86,7 @@ def attached_programs():
                 for link in dump(ipr.get_links):
                     attached = attached_program(ipr, link['index'])
                     if attached:
-                        found.append((namespace or '', link.get_attr('IFLA_IFNAME'), attached['prog_id'],
-                                      link['index']))
+                        found.append((namespace or '', link.get_attr('IFLA_IFNAME'), attached['prog_id']))
         except OSError:
             continue  # the namespace went away while it was read
     return found
@@ -96,10 +95,10 @@ def attached_programs():
 def collect():
     """One sample per counting program: namespace, interface, program name and id, counters, its
     reasons ({reason: {'packets', 'bytes'}}, None without an xdp_reasons_map), and the port's lease
-    (_lease.port_state(); None without a port table)."""
+    (_lease.port_state(); None without a port entry)."""
     ncpus = possible_cpus()
     samples = []
-    for namespace, interface, prog_id, ifindex in attached_programs():
+    for namespace, interface, prog_id in attached_programs():
         fd = find_stats_map(prog_id)
         if fd is None:
             continue
@@ -109,7 +108,7 @@ def collect():
             os.close(fd)
         samples.append({'namespace': namespace, 'interface': interface, 'prog_id': prog_id,
                         'program': sysbpf.program_info(prog_id)['name'] or '', 'counters': counters,
-                        'reasons': program_reasons(prog_id, ncpus), 'port': _lease.port_state(prog_id, ifindex)})
+                        'reasons': program_reasons(prog_id, ncpus), 'port': _lease.port_state(prog_id)})
     return samples
 
 

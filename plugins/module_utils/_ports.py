@@ -1,12 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: xdpkit developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""[Layer 2, kernel objects] The port table: what the kernel knows about an ingress port that an XDP program cannot
-ask it (the port's MAC, its IPv4 rp_filter and accept_local), written by xdp_program for
-every port it attaches a program to whose source declares XDPKIT_PORT_TABLE and kept current
-by the keeper; and the egress ports (XDPKIT_EGRESS_PORTS), the DEVMAP_HASH of the ports a
-program is attached to.
+"""[Layer 2, kernel objects] A program instance's port entry: what the kernel knows about the port
+the instance is attached to that an XDP program cannot ask it (the port's MAC, its IPv4
+rp_filter and accept_local), written by xdp_program when it attaches a program whose source
+declares XDPKIT_PORT_ENTRY and kept current by the keeper; and the egress ports
+(XDPKIT_EGRESS_PORTS), the DEVMAP_HASH of the ports a program is attached to.
 
+The entry is key 0 of an array of one pinned in the instance's pin_dir: every instance serves
+one port, so the program reads it with a constant key, which costs next to nothing.
 The values are the kernel's effective ones (IN_DEV_MAXCONF / IN_DEV_ORCONF), so that the
 program's source validation decides as fib_validate_source() would. Each entry carries a lease,
 `vouched_until` (CLOCK_MONOTONIC ns, bpf_ktime_get_ns()'s clock): whoever wrote the entry read
@@ -25,10 +27,12 @@ import time
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 # The entry layout lives with the lease reader, which the read-only modules use too.
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import (
+    PORT_ENTRY,
     PORT_FORMAT,
+    PORT_KEY,
     PORT_SIZE,
     decode,
-    is_port_table,
+    is_port_entry,
 )
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError, describe_ns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import in_netns
@@ -91,24 +95,46 @@ def _key(ifindex):
     return struct.pack('=I', ifindex)
 
 
-def read_port(path, ifindex):
-    """The entry of `ifindex` in the pinned table at `path`, or None (no table, no entry)."""
+def read_entry(path):
+    """The entry pinned at `path`, or None (no pin, or an entry nobody wrote or one cleared)."""
     try:
         fd = sysbpf.obj_get(path)
     except OSError:
         return None
     try:
-        raw = sysbpf.map_lookup(fd, _key(ifindex), PORT_SIZE)
+        return decode(sysbpf.map_lookup(fd, PORT_KEY, PORT_SIZE))
     finally:
         os.close(fd)
-    return decode(raw) if raw is not None else None
+
+
+def write_entry(path, entry):
+    fd = sysbpf.obj_get(path)
+    try:
+        sysbpf.map_update(fd, PORT_KEY, encode(entry))
+    except OSError as exc:
+        raise XdpkitError("writing the port entry %s failed: %s" % (path, exc))
+    finally:
+        os.close(fd)
+
+
+def clear_entry(path):
+    """An array's entry cannot be deleted: all zeros is the entry nobody wrote, which programs
+    take for an unknown port and readers for none. False when there is no entry to clear."""
+    try:
+        fd = sysbpf.obj_get(path)
+    except OSError:
+        return False
+    try:
+        sysbpf.map_update(fd, PORT_KEY, bytes(PORT_SIZE))
+        return True
+    finally:
+        os.close(fd)
 
 
 def unpin_other_layout(path):
-    """A port table pinned by a release whose entries had another layout: unpin it, so that the
-    program loaded now gets a table of today's layout (programs still running on the old one
-    keep it until they are replaced, which the same run does for every port of the router).
-    True when one was unpinned."""
+    """A port entry pinned by a release whose entries had another layout: unpin it, so that the
+    program loaded now gets an entry of today's layout (the program still attached keeps the old
+    one until the same run replaces it). True when one was unpinned."""
     try:
         fd = sysbpf.obj_get(path)
     except OSError:
@@ -123,66 +149,43 @@ def unpin_other_layout(path):
     return True
 
 
-def read_entries(path):
-    """[(ifindex, entry)] of a pinned table ([] when it is gone)."""
-    try:
-        fd = sysbpf.obj_get(path)
-    except OSError:
-        return []
-    try:
-        entries = []
-        for key in sysbpf.map_keys(fd, 4):
-            raw = sysbpf.map_lookup(fd, key, PORT_SIZE)
-            if raw is not None:
-                entries.append((struct.unpack('=I', key)[0], decode(raw)))
-        return entries
-    finally:
-        os.close(fd)
+# The hash from ifindex to struct xdpkit_port that releases before the per-instance entry shared
+# between the instances of a maps directory (XDPKIT_PORT_TABLE(ports, 256)).
+SHARED_TABLE = 'ports'
 
 
-def write_port(path, ifindex, entry):
-    fd = sysbpf.obj_get(path)
-    try:
-        sysbpf.map_update(fd, _key(ifindex), encode(entry))
-    except OSError as exc:
-        raise XdpkitError("writing port %d into %s failed: %s; the table holds one entry per port, remove "
-                          "programs that are gone (state=absent) or raise its size" % (ifindex, path, exc))
-    finally:
-        os.close(fd)
-
-
-def port_tables_in(directory):
-    """Paths of the port tables pinned in a maps directory (found by their shape: a hash map
-    from a 4-byte ifindex to a struct xdpkit_port), for state=absent, which has no source."""
-    tables = []
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return tables
-    for name in names:
-        path = os.path.join(directory, name)
-        try:
-            fd = sysbpf.obj_get(path)
-        except OSError:
-            continue
-        try:
-            info = sysbpf.map_info(fd)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-        if is_port_table(info):
-            tables.append(path)
-    return tables
-
-
-def delete_port(path, ifindex):
+def unpin_shared_table(maps_dir):
+    """Unpin an earlier release's shared port table from a maps directory the router is loaded in
+    now: nothing of today reads or writes it (each instance has its own entry), and left there it
+    would look like a live table to whoever reads the pins. Programs of that release still
+    attached keep it until the same run replaces them. True when one was unpinned."""
+    path = os.path.join(maps_dir, SHARED_TABLE)
     try:
         fd = sysbpf.obj_get(path)
     except OSError:
         return False
     try:
-        return sysbpf.map_delete(fd, _key(ifindex))
+        info = sysbpf.map_info(fd)
+    finally:
+        os.close(fd)
+    if info['type'] != 'hash' or info['key_size'] != 4 or info['name'] != SHARED_TABLE:
+        return False
+    os.unlink(path)
+    return True
+
+
+def port_entry_in(pin_dir):
+    """Path of the port entry pinned in an instance's pin_dir (found by name and shape, for
+    state=absent and the keeper, which have no source), or None."""
+    path = os.path.join(pin_dir, PORT_ENTRY)
+    try:
+        fd = sysbpf.obj_get(path)
+    except OSError:
+        return None
+    try:
+        return path if is_port_entry(sysbpf.map_info(fd)) else None
+    except OSError:
+        return None
     finally:
         os.close(fd)
 

@@ -100,7 +100,7 @@ class XdpProgramManager:
         self.netfilter = params.get('netfilter') or 'refuse'
         self.traffic_control = params.get('traffic_control') or 'refuse'
         # Set for a port that `exclusive` takes the program off: a program another tool has put
-        # there since is left attached, only our pins and port entries go.
+        # there since is left attached, only our pins (its port entry with them) go.
         self.leave_foreign = bool(params.get('leave_foreign'))
         # What the set manager takes back with (state=absent) when the map entries fail.
         self.params = params
@@ -208,9 +208,8 @@ class XdpProgramManager:
                     detach(self.namespace, self.interface, attached['mode'], attached['prog_id'])
                     _ownership.forget_owned(attached['prog_id'])
                 if link:
-                    for path in _ports.port_tables_in(self.maps_dir):
-                        _ports.delete_port(path, link['ifindex'])
                     _ports.remove_egress_port(self.maps_dir, link['ifindex'])
+                # The port entry is a pin of the instance: it goes with them.
                 self._remove_pins()
             return self._result(diff)
 
@@ -219,10 +218,11 @@ class XdpProgramManager:
         define_flags = _bpf_source.define_flags(self.defines)
         cflags = ['-DXDPKIT_PIN_DIR="%s"' % self.pin_dir, '-DXDPKIT_MAPS_DIR="%s"' % self.maps_dir] + define_flags
         digest = _ownership.program_digest(text, cflags, self.function, self.mode)
-        port_tables = [os.path.join(self.maps_dir, name) for name, _size in _bpf_source.port_table_declarations(text)]
-        # A program with a port table trusts its entries only while the keeper renews them.
-        self.needs_keeper = bool(port_tables)
-        port = _ports.wanted_port(self.namespace, link, found.ipv4_addressed) if port_tables else None
+        entry = os.path.join(self.pin_dir, _bpf_source.PORT_ENTRY_MAP) if _bpf_source.declares_port_entry(text) \
+            else None
+        # A program with a port entry trusts it only while the keeper renews it.
+        self.needs_keeper = entry is not None
+        port = _ports.wanted_port(self.namespace, link, found.ipv4_addressed) if entry else None
         egress_maps = [os.path.join(self.maps_dir, name) for name, _size in _bpf_source.egress_port_declarations(text)]
         # Every pin must still be there and be the map the program uses: a map unpinned
         # behind our back (or re-pinned by another port's reload) is one later runs (xdp_map,
@@ -236,15 +236,15 @@ class XdpProgramManager:
         if up_to_date:
             # The program is right; its port facts may not be (a sysctl or the MAC changed), nor
             # its entry in the egress ports (removed behind our back).
-            stale = [path for path in port_tables if _ports.facts(_ports.read_port(path, link['ifindex'])) != port]
+            stale = entry is not None and _ports.facts(_ports.read_entry(entry)) != port
             missing = [path for path in egress_maps if not _ports.has_egress_port(path, link['ifindex'])]
             # A missing egress entry changes nothing the view shows, but is a change all the same.
             refreshed = dict(before, port=port) if stale or missing else before
             if not diff.add('program', before, refreshed, changed=bool(stale or missing)):
                 return self._result(diff)
             if not self.check_mode:
-                for path in stale:
-                    _ports.write_port(path, link['ifindex'], dict(port, vouched_until=_ports.lease_until()))
+                if stale:
+                    _ports.write_entry(entry, dict(port, vouched_until=_ports.lease_until()))
                 for path in missing:
                     _ports.add_egress_port(path, link['ifindex'], self.namespace)
             return self._result(diff)
@@ -254,7 +254,7 @@ class XdpProgramManager:
             diff.add('program', before, planned, changed=True)
             return self._result(diff)
 
-        prog_id, loaded = self._load_and_attach(text, define_flags, attached, link, port_tables, port, egress_maps)
+        prog_id, loaded = self._load_and_attach(text, define_flags, attached, link, entry, port, egress_maps)
         _ownership.write_meta(self.pin_dir, digest, prog_id, _ownership.MODES[self.mode], self.maps_dir)
         diff.add('program', before, self._view({'prog_id': prog_id, 'mode': self.mode}, True, port), changed=True)
         return self._result(diff, loaded)
@@ -262,17 +262,18 @@ class XdpProgramManager:
     def _current_port(self, link):
         if not link:
             return None
-        for path in _ports.port_tables_in(self.maps_dir):
-            return _ports.facts(_ports.read_port(path, link['ifindex']))
-        return None
+        entry = _ports.port_entry_in(self.pin_dir)
+        return _ports.facts(_ports.read_entry(entry)) if entry else None
 
-    def _load_and_attach(self, text, define_flags, attached, link, port_tables, port, egress_maps):
+    def _load_and_attach(self, text, define_flags, attached, link, entry, port, egress_maps):
         new_dirs = [d for d in (self.pin_dir, self.maps_dir) if not os.path.isdir(d)]
         try:
             for directory in (self.pin_dir, self.maps_dir):
                 os.makedirs(directory, exist_ok=True)
-            for path in port_tables:
-                _ports.unpin_other_layout(path)
+            if entry:
+                _ports.unpin_other_layout(entry)
+                # An earlier release's table shared by the maps directory's instances; none reads it now.
+                _ports.unpin_shared_table(self.maps_dir)
             for name, size in _bpf_source.devmap_hash_declarations(text):
                 _bpf_pins.ensure_devmap_hash(os.path.join(self.maps_dir, name), size)
             loaded = load_xdp_program(text, self.pin_dir, self.maps_dir, define_flags, self.function,
@@ -285,10 +286,10 @@ class XdpProgramManager:
             raise
         try:
             # The port's facts first: the new program hands every frame to the kernel until
-            # its port has an entry.
+            # its entry is written.
             # The values were read just now: they are good for one lease, the keeper's to renew.
-            for path in port_tables:
-                _ports.write_port(path, link['ifindex'], dict(port, vouched_until=_ports.lease_until()))
+            if entry:
+                _ports.write_entry(entry, dict(port, vouched_until=_ports.lease_until()))
             for path in egress_maps:
                 _ports.add_egress_port(path, link['ifindex'], self.namespace)
             expected = attached['prog_id'] if attached else None
@@ -300,8 +301,9 @@ class XdpProgramManager:
         except Exception:
             if not attached:
                 # A first attach that did not happen leaves nothing of ours on the port.
-                for path in port_tables:
-                    _ports.delete_port(path, link['ifindex'])
+                # (An entry in a pin_dir that was there before stays, cleared.)
+                if entry:
+                    _ports.clear_entry(entry)
                 _ports.remove_egress_port(self.maps_dir, link['ifindex'])
                 for directory in new_dirs:
                     _bpf_pins.remove_pins(directory)

@@ -158,19 +158,14 @@ def acceleration_over(first, second):
 
 def interface_program(namespace, interface):
     """The attached program's description, or None."""
-    return attached_on(namespace, interface)[1]
-
-
-def attached_on(namespace, interface):
-    """(ifindex, the attached program's description or None)."""
     with iproute(namespace) as ipr:
         link = require_link(ipr, interface, namespace)
         attached = attached_program(ipr, link['ifindex'])
     if not attached:
-        return link['ifindex'], None
+        return None
     info = sysbpf.program_info(attached['prog_id'])
     info['mode'] = attached['mode']
-    return link['ifindex'], info
+    return info
 
 
 class XdpStatsReader:
@@ -188,13 +183,13 @@ class XdpStatsReader:
     def run(self):
         if self.namespace and not netns_exists(self.namespace):
             raise missing_netns_error(self.namespace)
-        ifindex, program = attached_on(self.namespace, self.interface)
+        program = interface_program(self.namespace, self.interface)
         result = {'changed': False, 'interface': self.interface, 'namespace': self.namespace,
                   'program': program, 'stats': None, 'reasons': None, 'leading_reasons': [],
                   'acceleration': None, 'port': None, 'keeper': _lease.keeper_state()}
         if program is None:
             return result
-        result['port'] = _lease.port_state(program['id'], ifindex)
+        result['port'] = _lease.port_state(program['id'])
         if result['port'] is not None and not result['port']['vouched']:
             result['warnings'] = [_lease.not_vouched_warning(
                 "port '%s' in %s" % (self.interface, describe_ns(self.namespace)), result['port'], result['keeper'])]

@@ -25,6 +25,7 @@ from packets import (
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager
@@ -42,9 +43,10 @@ class Router:
         self.prog = prog
         self.ports = ports  # name -> {'ifindex', 'mac'}
 
-    def facts(self, port='a0', **rules):
-        """Rewrite a port's table entry (what xdp_program reads from the kernel's sysctls)."""
-        self.prog.set_port_facts(self.ports[port]['ifindex'], self.ports[port]['mac'], **rules)
+    def facts(self, **rules):
+        """Rewrite the entry of a0, the port the instance stands attached to (what xdp_program reads
+        from the kernel's sysctls)."""
+        self.prog.set_port_facts(self.ports['a0']['mac'], **rules)
 
     def run(self, frame, ingress='a0'):
         with in_netns(self.ns):
@@ -87,12 +89,13 @@ def build_router_namespace(ns):
 
 
 def load_router(ns, ports, bpf_dir, defines=None):
-    """xdp_router with every port in tx_ports and in the port table (what xdp_program writes)."""
+    """xdp_router with every port in tx_ports, as the instance attached to a0 (what xdp_program
+    writes: a0's entry; every frame the tests run comes in on a0)."""
     prog = LoadedProgram('xdp_router', bpf_dir + '/router', maps_dir=bpf_dir + '/shared', defines=defines)
     with in_netns(ns):
         for port in ports.values():
             prog.set_port(port['ifindex'], port['ifindex'])
-            prog.set_port_facts(port['ifindex'], port['mac'])
+        prog.set_port_facts(ports['a0']['mac'])
     return Router(ns, prog, ports)
 
 
@@ -347,14 +350,24 @@ def test_frames_not_addressed_to_the_port_go_to_the_kernel(router, dst_mac):
         assert router.run(frame) == (XDP_PASS, frame)
 
 
-def test_a_port_without_its_table_entry_hands_everything_to_the_kernel(router):
-    fd = router.prog.map_fd('ports')
-    try:
-        assert sysbpf.map_delete(fd, struct.pack('=I', router.ports['a0']['ifindex']))
-    finally:
-        os.close(fd)
+def test_a_port_whose_entry_nobody_wrote_hands_everything_to_the_kernel(router):
+    assert _ports.clear_entry(router.prog.port_entry_path())
+    assert _ports.read_entry(router.prog.port_entry_path()) is None
     frame = router.frame4()
     assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_the_port_entry_is_the_instances_own_array_of_one_and_no_shared_table_is_left(router):
+    """Each instance serves one port: its entry is key 0 of an array of one in its own pin_dir
+    (a lookup the verifier inlines), not an entry of a hash shared through maps_dir."""
+    assert _ports.port_entry_in(router.prog.pin_dir) == router.prog.port_entry_path()
+    assert not os.path.exists(os.path.join(router.prog.maps_dir, 'ports'))
+    fd = sysbpf.obj_get(router.prog.port_entry_path())
+    try:
+        info = sysbpf.map_info(fd)
+    finally:
+        os.close(fd)
+    assert (info['type'], info['key_size'], info['max_entries']) == ('array', 4, 1)
 
 
 def test_an_entry_whose_lease_ran_out_hands_everything_to_the_kernel(router):

@@ -13,6 +13,7 @@ import pytest
 from bpf_loader import VOUCHED_FOREVER, XDP_PASS, XDP_REDIRECT
 from test_router import build_router_namespace, load_router
 
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _local_sources
 
 OWN = '10.2.0.1'  # b0's address: martian as a source to Linux whichever check it makes
@@ -96,6 +97,22 @@ def test_the_namespace_s_own_table_hands_over_its_addresses_and_broadcasts(route
         assert action(router, src) == XDP_REDIRECT, src
 
 
-def test_the_local_tables_are_pinned_beside_the_port_table_and_are_not_taken_for_it(router):
-    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
-    assert _ports.port_tables_in(router.prog.maps_dir) == [os.path.join(router.prog.maps_dir, 'ports')]
+def test_the_local_tables_are_not_taken_for_the_port_entry(router):
+    """local_state is an array of one with a value the size of the port entry's: told apart by
+    name, in the pin directory and among the program's maps (what xdp_stats reads)."""
+    from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease
+    state = os.path.join(router.prog.maps_dir, 'local_state')
+
+    def info(path):
+        fd = sysbpf.obj_get(path)
+        try:
+            return sysbpf.map_info(fd)
+        finally:
+            os.close(fd)
+    assert not _lease.is_port_entry(info(state))
+    assert _lease.is_port_entry(info(router.prog.port_entry_path()))
+    fd = _lease.port_entry_fd(sysbpf.prog_info(router.prog.fn.fd)['id'])
+    try:
+        assert sysbpf.map_info(fd)['id'] == info(router.prog.port_entry_path())['id']
+    finally:
+        os.close(fd)

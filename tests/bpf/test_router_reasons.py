@@ -28,6 +28,7 @@ from test_router import SENDER_MAC, build_router_namespace, load_router
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _local_sources
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._reasons import REASON_NAMES
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager
@@ -143,7 +144,8 @@ CASES = [
     ('ipv4_wrong_version', 'malformed', XDP_PASS, nothing, wrong_version),
     ('ipv6_cut_short', 'malformed', XDP_PASS, nothing, lambda r: r.frame6()[:40]),
     ('ipv6_payload_past_frame', 'malformed', XDP_PASS, nothing, lambda r: r.frame6()[:-4]),
-    ('port_without_entry', 'port_unknown', XDP_PASS, lambda r: delete_key(r, 'ports', 'a0'), lambda r: r.frame4()),
+    ('port_without_entry', 'port_unknown', XDP_PASS, lambda r: _ports.clear_entry(r.prog.port_entry_path()),
+     lambda r: r.frame4()),
     ('lease_ran_out', 'not_vouched', XDP_PASS, rules(vouched_until=1), lambda r: r.frame6()),
     ('other_host_mac', 'not_our_mac', XDP_PASS, nothing, lambda r: r.frame4(dst_mac='02:00:00:00:0c:0c')),
     ('broadcast_mac', 'not_our_mac', XDP_PASS, nothing, lambda r: r.frame6(dst_mac='ff:ff:ff:ff:ff:ff')),

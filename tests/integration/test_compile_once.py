@@ -11,7 +11,7 @@ import pytest
 from bpf_run import pinned_map_id, program_map_ids
 from conftest import in_ns, run_module
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_sys, _compile
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_sys, _compile, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, get_link_by_index, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
@@ -75,18 +75,23 @@ def test_one_compile_for_three_ports_and_each_port_counts_on_its_own_pins(router
     assert len(_entries_for(_marker(names))) == 1, 'one kept entry for the one compile'
 
     # The same program (the kernel's tag hashes the instructions), each instance on its own
-    # stats pin and all on the shared tables of maps_dir.
+    # stats and port entry pins and all on the shared tables of maps_dir.
     tags = {results[port]['program']['tag'] for port in PORTS}
     assert len(tags) == 1, tags
-    shared = {pinned_map_id(os.path.join(maps_dir, name)) for name in ('tx_ports', 'ports')}
+    shared = {pinned_map_id(os.path.join(maps_dir, name)) for name in ('tx_ports', 'local_addrs', 'local_state')}
+    assert not os.path.exists(os.path.join(maps_dir, 'ports')), 'no port table shared by the instances'
     own = {}
     for port in PORTS:
         result = results[port]
         used = program_map_ids(result['program']['prog_id'])
-        own[port] = pinned_map_id(os.path.join(result['pin_dir'], 'xdp_stats_map'))
-        assert shared <= used and own[port] in used, (port, used, shared, own[port])
-    assert len(set(own.values())) == len(PORTS), 'every port has a stats map of its own'
-    assert results[3]['program']['port'] is not None, 'the port table entry of a cached load is written'
+        own[port] = {pinned_map_id(os.path.join(result['pin_dir'], name)) for name in ('xdp_stats_map', 'port_entry')}
+        assert shared <= used and own[port] <= used, (port, used, shared, own[port])
+        # Each instance's entry holds its own port's facts: the MAC of the port it is attached to.
+        entry = _ports.read_entry(os.path.join(result['pin_dir'], 'port_entry'))
+        assert _ports.facts(entry) == result['program']['port'], (port, entry, result['program'])
+    assert len(set().union(*own.values())) == 2 * len(PORTS), 'every port has a stats map and an entry of its own'
+    assert len({results[port]['program']['port']['mac'] for port in PORTS}) == len(PORTS)
+    assert results[3]['program']['port'] is not None, 'the port entry of a cached load is written'
 
     # Traffic into port 3 (loaded from the kept instructions) is counted by port 3's program
     # on port 3's pin, not by another port's.

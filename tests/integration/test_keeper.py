@@ -21,11 +21,13 @@ from conftest import ROOT, in_ns, run_module
 from packets import ETH_P_IP, ether, ipv4, udp
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _keeper, _local_sources, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _keeper, _local_sources, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import PORT_ENTRY
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_addresses, get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import read_sysctl, write_sysctl
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._veth import VethManager
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_link import attached_program
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._xdp_stats import (
     find_stats_map,
     interface_program,
@@ -51,9 +53,14 @@ def wait_for(what, condition, seconds):
 
 
 def entry_of(maps_dir, namespace, port):
+    """The port entry of the router instance attached to `port` (found by the program on the port,
+    so that it holds after a rename; maps_dir says which router it must belong to)."""
     with iproute(namespace) as ipr:
-        ifindex = get_link(ipr, port)['ifindex']
-    return _ports.read_port(os.path.join(maps_dir, 'ports'), ifindex)
+        prog = attached_program(ipr, get_link(ipr, port)['ifindex'])
+    for pin_dir, router in _keeper.routers().items():
+        if prog and router['prog_id'] == prog['prog_id'] and router['maps_dir'] == maps_dir:
+            return _ports.read_entry(os.path.join(pin_dir, PORT_ENTRY))
+    return None
 
 
 def kernel_view(namespace, port):
@@ -153,7 +160,7 @@ def test_callers_that_ensure_a_keeper_at_once_all_get_the_one_that_runs(keeper_f
         _keeper.stop()
 
 
-def test_drift_reaches_the_port_table_within_a_second_whatever_made_it(routed):
+def test_drift_reaches_the_port_entry_within_a_second_whatever_made_it(routed):
     r, maps_dir = routed.r, routed.maps_dir
     follows(maps_dir, r, 'r0', 'the attach')
     took = {}
@@ -189,20 +196,22 @@ def test_drift_reaches_the_port_table_within_a_second_whatever_made_it(routed):
     write_sysctl(r, 'net.ipv4.conf.r0x.accept_local', '0')
     took['renamed, then accept_local'] = follows(maps_dir, r, 'r0x', 'a rename')
     assert entry_of(maps_dir, r, 'r0x')['accept_local'] == 0
-    # Deleted and re-created: the old port's entry goes (its ifindex may come back for another link).
+    # Deleted and re-created: the old instance is attached nowhere, its entry is cleared.
     with iproute(r) as ipr:
         ipr.link('del', index=index)
     VethManager({'name': 'r0', 'namespace': r, 'addresses': ['10.71.1.1/24'], 'state': 'present',
                  'peer': {'name': 'g0', 'namespace': routed.g}}).run()
-    table = os.path.join(maps_dir, 'ports')
+    # The instance's pins stay (xdp_program's to remove); its program went with the port.
+    entry = os.path.join(_bpf_pins.default_pin_dir(r, 'r0'), PORT_ENTRY)
+    assert _ports.read_entry(entry) is not None
 
     def not_vouched():
-        entry = _ports.read_port(table, index)
-        return entry is None or entry['vouched_until'] <= time.monotonic_ns()
-    # Its program went with it: nobody vouches for the old entry, which goes a few seconds later.
+        found = _ports.read_entry(entry)
+        return found is None or found['vouched_until'] <= time.monotonic_ns()
+    # Its program went with it: nobody vouches for the old entry, which is cleared a few seconds later.
     unvouched = wait_for('the deleted port\'s entry is no longer vouched for', not_vouched, _ports.LEASE_SECONDS + 1.0)
     took['deleted (lease run out)'] = unvouched
-    wait_for('the deleted port\'s entry goes', lambda: _ports.read_port(table, index) is None,
+    wait_for('the deleted port\'s entry is cleared', lambda: _ports.read_entry(entry) is None,
              _keeper.ORPHAN_SECONDS + 2)
     print('keeper followed: ' + ', '.join('%s %.2f s' % kv for kv in took.items()))
 

@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT, in_ns, run_module
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source, _keeper, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins, _bpf_source, _keeper, _ports
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import PORT_ENTRY
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._sysctl import write_sysctl
@@ -253,13 +254,16 @@ def test_input_and_output_rules_do_not_stop_the_router(router_ns):
     assert run_module('xdp_program', router_args(names))['changed']
 
 
-def port_entry(names):
-    with iproute(names('r')) as ipr:
-        ifindex = get_link(ipr, 'r0')['ifindex']
-    return _ports.read_port(os.path.join(names.maps_dir, 'ports'), ifindex)
+def entry_path(names, ifname='r0'):
+    """The port entry of the instance xdp_program attaches to `ifname` (in its own pin_dir)."""
+    return os.path.join(_bpf_pins.default_pin_dir(names('r'), ifname), PORT_ENTRY)
 
 
-def test_port_table_follows_the_kernels_settings_and_goes_with_the_program(router_ns):
+def port_entry(names, ifname='r0'):
+    return _ports.read_entry(entry_path(names, ifname))
+
+
+def test_port_entry_follows_the_kernels_settings_and_goes_with_the_program(router_ns):
     names = router_ns
     with iproute(names('r')) as ipr:
         mac = get_link(ipr, 'r0')['mac']
@@ -297,30 +301,22 @@ def test_port_table_follows_the_kernels_settings_and_goes_with_the_program(route
     gone = run_module('xdp_program', {'interface': 'r0', 'namespace': names('r'), 'maps_dir': names.maps_dir,
                                       'state': 'absent'})
     assert gone['changed'] and attached(names) is None
-    assert not os.path.exists(names.maps_dir)
+    assert not os.path.exists(names.maps_dir) and not os.path.exists(entry_path(names))
 
 
-def test_port_entry_is_removed_when_other_ports_keep_the_table(router_ns):
+def test_each_port_has_its_own_entry_and_it_goes_with_its_instance(router_ns):
     names = router_ns
     VethManager({'name': 'r1', 'namespace': names('r'), 'state': 'present',
                  'peer': {'name': 'g1', 'namespace': names('g')}}).run()
     run_module('xdp_program', router_args(names))
     run_module('xdp_program', router_args(names, interface='r1'))
-    table = os.path.join(names.maps_dir, 'ports')
-    fd = sysbpf.obj_get(table)
-    try:
-        assert len(sysbpf.map_keys(fd, 4)) == 2
-    finally:
-        os.close(fd)
+    with iproute(names('r')) as ipr:
+        macs = {name: get_link(ipr, name)['mac'] for name in ('r0', 'r1')}
+    assert {name: port_entry(names, name)['mac'] for name in macs} == macs
     run_module('xdp_program', {'interface': 'r1', 'namespace': names('r'), 'maps_dir': names.maps_dir,
                                'state': 'absent'})
-    fd = sysbpf.obj_get(table)
-    try:
-        keys = [struct.unpack('=I', k)[0] for k in sysbpf.map_keys(fd, 4)]
-    finally:
-        os.close(fd)
-    with iproute(names('r')) as ipr:
-        assert keys == [get_link(ipr, 'r0')['ifindex']]
+    assert not os.path.exists(entry_path(names, 'r1'))
+    assert port_entry(names)['mac'] == macs['r0'], 'the other instance keeps its entry'
 
 
 def test_exclusive_takes_the_router_off_ports_no_longer_listed(router_ns):
@@ -334,7 +330,7 @@ def test_exclusive_takes_the_router_off_ports_no_longer_listed(router_ns):
     del three['interface']
     first = run_module('xdp_program', three)
     assert first['changed'] and first['removed'] == []
-    tx_ports, ports = os.path.join(names.maps_dir, 'tx_ports'), os.path.join(names.maps_dir, 'ports')
+    tx_ports = os.path.join(names.maps_dir, 'tx_ports')
     assert map_view(tx_ports) == {i: i for i in index.values()}
     r0_program = attached(names)['prog_id']
     r2_pins = first['programs'][2]['pin_dir']
@@ -352,11 +348,7 @@ def test_exclusive_takes_the_router_off_ports_no_longer_listed(router_ns):
     assert attached(names, 'r1') is None and attached(names, 'r2')['prog_id'] == foreign
     assert attached(names)['prog_id'] == r0_program, 'the listed port keeps its program'
     assert map_view(tx_ports) == {index['r0']: index['r0']}
-    fd = sysbpf.obj_get(ports)
-    try:
-        assert [struct.unpack('=I', k)[0] for k in sysbpf.map_keys(fd, 4)] == [index['r0']]
-    finally:
-        os.close(fd)
+    assert port_entry(names, 'r0') is not None and not os.path.exists(entry_path(names, 'r1'))
     assert not os.path.exists(r2_pins)
     again = run_module('xdp_program', one)
     assert not again['changed'] and again['removed'] == []
@@ -411,28 +403,41 @@ def test_a_program_attached_between_the_check_and_the_change_is_never_overwritte
     assert ('empty link' if step == 'first attach' else 'program id %d found' % ours) in message, message
     assert attached(names)['prog_id'] == foreign, 'the program attached in between is still there'
     if step == 'first attach':
-        # Nothing half-made: no pins of the instance, no entry in the port table.
+        # Nothing half-made: no pins of the instance, its port entry among them.
         assert not os.path.exists(manager.pin_dir), os.listdir(manager.pin_dir)
-        with iproute(names('r')) as ipr:
-            ifindex = get_link(ipr, 'r0')['ifindex']
-        for table in _ports.port_tables_in(names.maps_dir):
-            assert _ports.read_port(table, ifindex) is None
 
 
-def test_a_port_table_of_an_earlier_layout_is_replaced_on_the_next_attach(router_ns):
-    """An upgrade: the port table pinned by a release whose entries were 8 bytes (no lease) is
-    unpinned, and the router loaded now gets a table of today's layout with its entry."""
-    names = router_ns
-    os.makedirs(names.maps_dir, exist_ok=True)
-    table = os.path.join(names.maps_dir, 'ports')
-    fd = sysbpf.map_create(1, 4, 8, 256, 'ports')  # BPF_MAP_TYPE_HASH, the old struct xdpkit_port
+def pin_map(path, map_type, value_size, max_entries, name):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = sysbpf.map_create(map_type, 4, value_size, max_entries, name)
     try:
-        sysbpf.obj_pin(fd, table)
+        sysbpf.obj_pin(fd, path)
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize('value_size', [8, 16])
+def test_the_shared_port_table_of_an_earlier_release_is_unpinned_on_the_next_attach(router_ns, value_size):
+    """An upgrade: the hash from ifindex to struct xdpkit_port that earlier releases shared in
+    maps_dir (8-byte entries without a lease, then 16 with one) is read by nobody now; the router
+    loaded in that maps_dir unpins it and gets its own entry."""
+    names = router_ns
+    table = os.path.join(names.maps_dir, 'ports')
+    pin_map(table, 1, value_size, 256, 'ports')  # BPF_MAP_TYPE_HASH
     result = run_module('xdp_program', router_args(names))
     assert result['changed'] and not result.get('failed'), result
-    fd = sysbpf.obj_get(table)
+    assert not os.path.exists(table)
+    assert port_entry(names)['vouched_until'] > 0
+
+
+def test_a_port_entry_of_an_earlier_layout_is_replaced_on_the_next_attach(router_ns):
+    """An upgrade that changes struct xdpkit_port: the instance's entry of the other layout is
+    unpinned, and the router loaded now gets one of today's layout, written."""
+    names = router_ns
+    pin_map(entry_path(names), 2, 8, 1, PORT_ENTRY)  # BPF_MAP_TYPE_ARRAY of one, 8-byte entries
+    result = run_module('xdp_program', router_args(names))
+    assert result['changed'] and not result.get('failed'), result
+    fd = sysbpf.obj_get(entry_path(names))
     try:
         assert sysbpf.map_info(fd)['value_size'] == _ports.PORT_SIZE
     finally:

@@ -202,10 +202,10 @@ class Bed:
         self.neighbours('r0')
 
     def port_entry(self):
-        """r0's entry in the router's port table, lease included."""
-        tables = _ports.port_tables_in(self.maps_dir)
-        assert len(tables) == 1, tables
-        return _ports.read_port(tables[0], self.r0_index)
+        """The entry of the router instance on r0 (in its own pin_dir), lease included."""
+        path = _ports.port_entry_in(_bpf_pins.default_pin_dir(self.r, 'r0'))
+        assert path, 'no port entry in the pin_dir of the router on r0'
+        return _ports.read_entry(path)
 
     def counters(self):
         if self.stats_fd is None:

@@ -22,7 +22,7 @@ def test_the_lease_runs_until_vouched_until_on_the_programs_clock():
                                      'accept_local': None, 'mac': None}
 
 
-def test_the_entry_layout_is_the_one_the_port_table_writes():
+def test_the_entry_layout_is_the_one_the_port_entry_writer_writes():
     entry = dict(ENTRY, vouched_until=123456789)
     assert _lease.decode(_ports.encode(entry)) == entry and _ports.PORT_SIZE == _lease.PORT_SIZE == 16
 

@@ -72,12 +72,12 @@ def test_events_that_set_the_kernel_s_flags_set_the_table_s():
     assert ls.event_reasons(rule_del) == ls.FULL_CUSTOM_RULES
 
 
-def test_the_local_tables_are_no_port_table_and_are_declared_only_where_used():
-    for info in ({'type': 'hash', 'key_size': 4, 'value_size': ls.ADDR_SIZE},
-                 {'type': 'array', 'key_size': 4, 'value_size': ls.STATE_SIZE}):
-        assert not _lease.is_port_table(info)
+def test_the_local_tables_are_no_port_entry_and_are_declared_only_where_used():
+    for info in ({'type': 'hash', 'value_size': ls.ADDR_SIZE, 'max_entries': 4096, 'name': 'local_addrs'},
+                 {'type': 'array', 'value_size': ls.STATE_SIZE, 'max_entries': 1, 'name': 'local_state'}):
+        assert not _lease.is_port_entry(dict(info, key_size=4))
     assert ls.ADDR_SIZE == 4 and ls.STATE_SIZE == 16
-    used = '#include "xdpkit.h"\nXDPKIT_PORT_TABLE(ports, 256);\nXDPKIT_LOCAL_SOURCES(4096);\n'
+    used = '#include "xdpkit.h"\nXDPKIT_PORT_ENTRY();\nXDPKIT_LOCAL_SOURCES(4096);\n'
     header = '#define XDPKIT_LOCAL_SOURCES(_m) BPF_TABLE_PINNED(..., XDPKIT_MAPS_DIR "/" "local_addrs")\n'
     assert ('maps_dir', 'local_addrs') in _bpf_source.pin_declarations(header + used)
-    assert ('maps_dir', 'local_addrs') not in _bpf_source.pin_declarations(header + 'XDPKIT_PORT_TABLE(ports, 256);\n')
+    assert ('maps_dir', 'local_addrs') not in _bpf_source.pin_declarations(header + 'XDPKIT_PORT_ENTRY();\n')

@@ -1,4 +1,4 @@
-"""Pure functions behind the router's guards: the port table's rules, which netfilter chains and
+"""Pure functions behind the router's guards: the port entry's rules, which netfilter chains and
 traffic control objects an XDP redirect would skip, and which programs forward at all."""
 
 import struct
@@ -7,9 +7,12 @@ import pytest
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _netfilter, _ports, _traffic_control
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import (
+    PORT_ENTRY_MAP,
+    declares_port_entry,
     forwards_frames,
-    port_table_declarations,
+    pin_declarations,
 )
+from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import PORT_ENTRY, is_port_entry
 
 
 @pytest.mark.parametrize('rp_all, rp_dev, addressed, wanted', [
@@ -35,9 +38,27 @@ def test_port_entry_round_trips_through_the_kernel_layout():
     assert _ports.facts(entry) == {'mac': '02:ab:cd:00:00:01', 'rp_filter': 2, 'accept_local': 1}
 
 
-def test_port_tables_are_found_by_their_macro():
-    text = 'XDPKIT_DEVMAP_HASH(tx_ports, 256);\nXDPKIT_PORT_TABLE(ports, 256);\n  XDPKIT_PORT_TABLE(more, 8);\n'
-    assert port_table_declarations(text) == [('ports', 256), ('more', 8)]
+def test_the_port_entry_is_found_by_its_macro_and_pinned_per_instance():
+    text = 'XDPKIT_DEVMAP_HASH(tx_ports, 256);\n  XDPKIT_PORT_ENTRY();\n'
+    assert declares_port_entry(text) and not declares_port_entry('XDPKIT_DEVMAP_HASH(tx_ports, 256);\n')
+    # In the instance's pin_dir, not in the maps_dir instances share.
+    assert pin_declarations(text) == [('maps_dir', 'tx_ports'), ('pin_dir', PORT_ENTRY_MAP)]
+    # The read-only side (_lease) names it too, without the change stack's _bpf_source.
+    assert PORT_ENTRY == PORT_ENTRY_MAP
+
+
+def test_an_entry_nobody_wrote_or_one_cleared_reads_as_none():
+    assert _ports.decode(bytes(_ports.PORT_SIZE)) is None
+    assert _ports.decode(_ports.encode({'mac': '02:00:00:00:00:01', 'rp_filter': 1, 'accept_local': 0})) is None
+    assert _ports.decode(None) is None
+
+
+def test_the_port_entry_is_told_from_local_state_by_its_name():
+    entry = {'type': 'array', 'key_size': 4, 'value_size': _ports.PORT_SIZE, 'max_entries': 1, 'name': PORT_ENTRY}
+    assert is_port_entry(entry)
+    assert not is_port_entry(dict(entry, name='local_state'))
+    assert not is_port_entry(dict(entry, type='hash', max_entries=256))
+    assert not is_port_entry(dict(entry, value_size=_ports.PORT_SIZE + 8))  # another layout
 
 
 def chain(family, name, hook, policy=1, table='t'):
