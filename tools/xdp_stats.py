@@ -14,7 +14,7 @@ for, with its rate and what it means, the busiest first (only reasons counted at
 program without an xdp_reasons_map, such as xdp_pass, counts none). The acceleration line is
 over the last refresh interval: on the port, its redirects over those plus the frames it handed
 to the kernel to forward; in the namespace, every program's redirects over those plus the
-kernel's own forwarded datagrams. For the router (a program with a port table) a line says
+kernel's own forwarded datagrams. For the router (a program with a port entry) a line says
 whether the keeper vouches for the port's cached settings, or that every frame goes to the
 kernel because nobody does. Run as root with /usr/bin/python3 (Debian's pyroute2).
 """

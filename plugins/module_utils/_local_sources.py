@@ -10,9 +10,9 @@ source that is one of the namespace's addresses (inet_lookup_ifaddr_rcu()), unle
 namespace has custom local routes (net->ipv4.fib_has_custom_local_routes: set when user space
 adds a route of type local, never reset) or custom policy rules (fib4_has_custom_rules(): set
 when a rule is added or deleted, never reset); then it makes the full check. The keeper reads
-the namespace (addresses, routes, rules) and writes two pinned maps beside the port table:
+the namespace (addresses, routes, rules) and writes two pinned maps in the router's maps_dir:
 `local_addrs` (address -> kind) and `local_state` (the reasons for a full check and a lease,
-`vouched_until`, as the port table's). The kernel's two flags cannot be read from user space:
+`vouched_until`, as the port entry's). The kernel's two flags cannot be read from user space:
 the keeper sets them when it sees what sets them (route and rule events, and what a dump
 shows), for as long as it follows the namespace. For what it did not see (a flag set before it
 started), the table also holds the /32 destinations of every non-unicast route (subnet

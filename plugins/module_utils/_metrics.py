@@ -11,7 +11,7 @@ program is left out, not guessed at. A program with an xdp_reasons_map exports e
 _reasons, zeros included: the label's values are known in advance and bounded (Prometheus' "avoid
 missing metrics": a series that first appears at 1 loses that increment in rate() and increase(),
 and an absent series breaks sums and ratios); a program without the map exports none. A program
-with a port table (the router) adds whether each port's cached settings are vouched for and how
+with a port entry (the router) adds whether each port's cached settings are vouched for and how
 long the lease runs yet; where any such program runs, whether the keeper that renews the leases
 is up, and its version. A host without a router
 exports no keeper metrics: no keeper runs there, and none should.
@@ -67,7 +67,7 @@ KERNEL_FORWARDED = ('xdpkit_kernel_forwarded_datagrams_total',
                     'Datagrams the namespace\'s kernel forwarded itself (SNMP Ip ForwDatagrams, '
                     'Ip6OutForwDatagrams), by address family.')
 KEEPER_METRICS = (
-    ('xdpkit_keeper_up', 'Whether the keeper that keeps the routers\' port tables current and renews their '
+    ('xdpkit_keeper_up', 'Whether the keeper that keeps the routers\' port entries current and renews their '
                          'leases runs on this host.'),
     ('xdpkit_keeper_info', 'The running keeper\'s version, as a label; always 1.'),
     ('xdpkit_keeper_start_time_seconds', 'When the running keeper started, in seconds since the epoch.'),
@@ -175,7 +175,7 @@ def _number(value):
 def exposition(samples, keeper=None, forwarded=None):
     """The samples as Prometheus text (version 0.0.4): one counter family per quantity, by action
     and by reason, the kernel's own forwarded datagrams, the ports' leases as gauges, and `keeper`
-    (_lease.keeper_state()) when any sample has a port table."""
+    (_lease.keeper_state()) when any sample has a port entry."""
     lines = []
     for metric, kind, text, values in families(samples, keeper, forwarded):
         lines += ['# HELP %s %s' % (metric, text), '# TYPE %s %s' % (metric, kind)]

@@ -19,8 +19,8 @@ REASONS = (
     ('redirected', 'redirected by XDP (counted by its action only)', False),
     ('not_ip', 'not IPv4 or IPv6 (ARP, VLAN-tagged, ...): the kernel\'s', False),
     ('malformed', 'cut short, or a bad version, length or header checksum: the kernel drops it', False),
-    ('port_unknown', 'the ingress port has no entry in the router\'s port table: attach the router with '
-                     'xdp_program again', True),
+    ('port_unknown', 'nobody wrote the port entry of the router on this port (or the keeper cleared it: the '
+                     'program was attached nowhere): attach the router with xdp_program again', True),
     ('not_vouched', 'the lease on the port\'s cached settings ran out: start the keeper (xdp_program '
                     'keeper=start or the xdpkit-keeper service)', True),
     ('not_our_mac', 'addressed to another MAC (other host, broadcast, multicast): not for this router', False),

@@ -221,7 +221,7 @@ class XdpProgramSetManager:
         if self.keeper_policy == 'external':
             warnings.append(
                 'no keeper of this version runs on this host%s: the router hands every frame to the kernel %.1f s '
-                'after this run, until xdpkit-keeper runs (it keeps the port tables current and vouches for them)'
+                'after this run, until xdpkit-keeper runs (it keeps the port entries current and vouches for them)'
                 % (' (version %s does)' % current['version'] if current else '', _ports.LEASE_SECONDS))
             return {'pid': current['pid'] if current else None, 'version': current and current['version'],
                     'started': False}

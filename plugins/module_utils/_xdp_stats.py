@@ -9,7 +9,7 @@ whether that is still vouched for.
 
 The counters live in the program's per-CPU `xdp_stats_map`, found through the attached
 program's map ids, so no pin path needs to be known (and any xdpkit program is readable); the
-port table is found the same way (_lease).
+port entry is found the same way (_lease).
 """
 
 from __future__ import absolute_import, division, print_function

@@ -46,9 +46,10 @@ description:
     naming them, when the interface (and the C(DEST_IFINDEX) of C(xdp_redirect)) has tc filters, tcx
     programs or a qdisc someone configured (a non-zero handle; the kernel's own default qdiscs only
     queue), unless O(traffic_control=bypass).
-  - Programs that declare a port table (C(XDPKIT_PORT_TABLE) in C(bpf/xdpkit.h), as
+  - Programs that declare a port entry (C(XDPKIT_PORT_ENTRY) in C(bpf/xdpkit.h), as
     C(xdp_router) does) get the port's MAC and its effective C(rp_filter) and C(accept_local)
-    written there; a re-run refreshes them when the sysctls or the MAC changed since.
+    written there (C(port_entry) in the instance's O(pin_dir): every instance serves one port); a re-run
+    refreshes them when the sysctls or the MAC changed since.
   - Programs that declare egress ports (C(XDPKIT_EGRESS_PORTS), the C(tx_ports) of C(xdp_router)) get each
     port they are attached to added there (ifindex to ifindex) and taken out on detach, so they send out of
     exactly the ports they run on.
@@ -78,7 +79,7 @@ options:
     description:
       - With O(interfaces) and O(state=present), take the program off the ports it was attached to earlier with the
         same O(maps_dir) in the same namespace that are no longer listed (a port dropped from a router's list).
-        Each is detached, and its port table and egress port entries and its pins removed. The result is
+        Each is detached, and its egress port entry and its pins (its port entry with them) removed. The result is
         RV(removed).
       - Only instances on their default pin dir are found (every instance O(interfaces) attaches is). A program
         another tool has put on such a port since is left attached; only this collection's pins go.
@@ -211,7 +212,7 @@ options:
     default: refuse
   keeper:
     description:
-      - A program with a port table (V(xdp_router)) trusts each port's entry (its MAC, rp_filter and accept_local)
+      - A program with a port entry (V(xdp_router)) trusts it (its MAC, rp_filter and accept_local)
         only for a lease of 1.5 seconds; the keeper, one process per host, follows the kernel's netlink
         events and re-reads the settings four times a second, rewrites entries that drifted (C(sysctl -w),
         C(ip link set ... address), a port renamed or re-created, addresses added or removed) and renews the
@@ -361,7 +362,7 @@ program:
       type: bool
     port:
       description:
-        - The port table entry of the interface, for programs that declare one (null otherwise).
+        - The port entry of the interface, for programs that declare one (null otherwise).
         - C(mac), C(rp_filter) (0 off, 1 strict, 2 loose) and C(accept_local), as the kernel applies them.
       type: dict
 pin_dir:
@@ -385,8 +386,8 @@ compile_seconds:
   returned: always
   type: float
 keeper:
-  description: The keeper that renews the port table entries of the program (a started one is a change).
-  returned: when the program has a port table
+  description: The keeper that renews the port entries of the program (a started one is a change).
+  returned: when the program has a port entry
   type: dict
   contains:
     pid:

@@ -26,7 +26,7 @@ description:
     options, encapsulated route, lease ran out, port unknown).
   - With O(interval), reads twice and adds rates and the shares over the interval (the ones without it are since
     the program and the namespace started counting). Never changes anything.
-  - For a program that caches what it knows of its ports (the router's port table, with each port's MAC,
+  - For a program that caches what it knows of its ports (the router's port entry, with its port's MAC,
     rp_filter and accept_local), reports whether the keeper vouches for the interface's entry (it renews
     a lease on it). Once a lease ran out (no keeper runs, or an older one) the router hands every frame
     that arrives on the port to the kernel, and the module warns saying so and what to do.
@@ -153,9 +153,9 @@ acceleration_over_interval:
   type: dict
 port:
   description:
-    - The interface's entry in the program's port table, and its lease. The router trusts the entry
+    - The program's port entry (the interface's), and its lease. The router trusts the entry
       only while the lease runs; otherwise it hands every frame that arrives here to the kernel.
-    - Null when no program is attached or the program has no port table.
+    - Null when no program is attached or the program has no port entry.
   returned: success
   type: dict
   contains:
@@ -178,7 +178,7 @@ port:
       type: str
   sample: {vouched: true, lease_seconds: 1.31, rp_filter: 0, accept_local: 0, mac: "02:00:00:00:00:01"}
 keeper:
-  description: The host's keeper, which keeps every router's port table current and renews the leases.
+  description: The host's keeper, which keeps every router's port entries current and renews the leases.
   returned: success
   type: dict
   contains:
