@@ -48,7 +48,7 @@ description:
     queue), unless O(traffic_control=bypass).
   - Programs that declare a port entry (C(XDPKIT_PORT_ENTRY) in C(bpf/xdpkit.h), as
     C(xdp_router) does) get the port's MAC and its effective C(rp_filter) and C(accept_local)
-    written there (C(port_entry) in the instance's O(pin_dir): every instance serves one port); a re-run
+    written there (C(port_entry) in the instance's O(pin_dir), as every instance serves one port); a re-run
     refreshes them when the sysctls or the MAC changed since.
   - Programs that declare egress ports (C(XDPKIT_EGRESS_PORTS), the C(tx_ports) of C(xdp_router)) get each
     port they are attached to added there (ifindex to ifindex) and taken out on detach, so they send out of
