@@ -120,11 +120,16 @@ def pin_declarations(text):
     'pin_dir' (this instance's) or 'maps_dir' (shared)."""
     shared = devmap_hash_declarations(text) + port_table_declarations(text)
     pins = {('maps_dir', name) for name, _size in shared}
-    if _LOCAL_SOURCES_RE.search(text):
+    if declares_local_sources(text):
         pins.update(('maps_dir', name) for name in LOCAL_SOURCE_MAPS)
     for directory, name in _PINNED_TABLE_RE.findall(text):
         pins.add(('pin_dir' if directory == 'XDPKIT_PIN_DIR' else 'maps_dir', name))
     return sorted(pins)
+
+
+def declares_local_sources(text):
+    """Whether the program uses the local source table (XDPKIT_LOCAL_SOURCES)."""
+    return bool(_LOCAL_SOURCES_RE.search(text))
 
 
 def declared_pins(text, pin_dir, maps_dir):
