@@ -27,7 +27,7 @@ from packets import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, arp_request, checksum, ethe
 from test_router import SENDER_MAC, build_router_namespace, load_router
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _local_sources
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _local_sources, _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._reasons import REASON_NAMES
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._route import RouteManager
@@ -49,7 +49,8 @@ def router(cleanup, bpf_dir):
 def local_table(router, vouched_until=VOUCHED_FOREVER):
     """The namespace's own addresses and broadcasts, as the keeper writes them."""
     table = _local_sources.wanted(*_local_sources.read_namespace(router.ns))
-    _local_sources.write(_local_sources.tables_in(router.prog.maps_dir), table, vouched_until)
+    _local_sources.write(_local_sources.tables_in(router.prog.maps_dir), table, vouched_until,
+                         _ports.lease_end_in_jiffies(vouched_until))
 
 
 def delete_key(router, map_name, port):
