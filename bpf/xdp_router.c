@@ -61,7 +61,7 @@
  * Defines:
  *   FIB_LOOKUP_DIRECT=1  skip policy routing rules (BPF_FIB_LOOKUP_DIRECT); default: full
  *   XDPKIT_FIB_SKIP_NEIGH  set by xdpkit from a probe of the running kernel (see below)
- *   XDPKIT_COARSE_CLOCK    the same: the lease clock (xdpkit.h)
+ *   XDPKIT_JIFFIES_CLOCK, XDPKIT_COARSE_CLOCK  the same: the lease clock (xdpkit.h)
  */
 #include "xdpkit_reasons.h"
 
@@ -333,7 +333,7 @@ static __always_inline int ipv4_source_refused(struct xdp_md *ctx, struct iphdr 
 	/* `if (!r && !fib_num_tclassid_users(net) && (dev->ifindex != oif || ...))`: the fast path. */
 	if (!port->rp_filter) {
 		local = local_state.lookup(&zero);
-		if (local && now < local->vouched_until) {
+		if (local && now < XDPKIT_LEASE_END(local)) {
 			if (!(local->full_check & XDPKIT_FULL_TCLASSID)) {
 				/* `if (IN_DEV_ACCEPT_LOCAL(idev)) goto ok;`: Linux checks nothing. */
 				if (port->accept_local)

@@ -62,27 +62,45 @@ struct xdpkit_port {
 	__u8 accept_local;	/* conf/all || conf/DEV */
 	__u64 vouched_until;	/* CLOCK_MONOTONIC ns: the writer read these values then, and
 				 * vouches for them until this time (the keeper renews it) */
+	__u64 vouched_until_jiffies;	/* the same time in jiffies, for the jiffies lease clock */
 };
 
 /* The clock leases are read against, once per packet. bpf_ktime_get_ns() costs about 26 ns
  * a call on a VM's TSC, as much as all the router's other checks together; the coarse clock
- * (kernel 5.11 and later: xdpkit probes the running kernel and says so in
- * XDPKIT_COARSE_CLOCK) about 4. It is the same CLOCK_MONOTONIC, updated at each tick: never
- * ahead, at most a tick behind. Adding XDPKIT_LEASE_SLACK_NS (two ticks at HZ=100) ends every
- * lease that much early, so none is trusted past its end. */
+ * (kernel 5.11 and later) about 4; jiffies (bpf_jiffies64(), 5.5 and later, which the verifier
+ * turns into one load) under 1. xdpkit probes the running kernel once and says which it may
+ * use: XDPKIT_JIFFIES_CLOCK when the kernel has the helper and user space can tell its
+ * jiffies and HZ (/proc/timer_list: writers give each lease's end in jiffies too),
+ * XDPKIT_COARSE_CLOCK otherwise where it can. Both tick clocks count CLOCK_MONOTONIC a tick at a
+ * time: never ahead, at most a tick behind, and a writer's conversion to jiffies may be a tick
+ * late. So each lease ends early by the slack (three ticks; two ticks of HZ=100 for the coarse
+ * clock, whose writers convert nothing): none is trusted past its end. */
+#ifndef XDPKIT_JIFFIES_CLOCK
+#define XDPKIT_JIFFIES_CLOCK 0
+#endif
 #ifndef XDPKIT_COARSE_CLOCK
 #define XDPKIT_COARSE_CLOCK 0
 #endif
+#define XDPKIT_LEASE_SLACK_TICKS 3ULL
 #define XDPKIT_LEASE_SLACK_NS 20000000ULL
 
 static __always_inline __u64 xdpkit_lease_clock(void)
 {
-#if XDPKIT_COARSE_CLOCK
+#if XDPKIT_JIFFIES_CLOCK
+	return bpf_jiffies64() + XDPKIT_LEASE_SLACK_TICKS;
+#elif XDPKIT_COARSE_CLOCK
 	return bpf_ktime_get_coarse_ns() + XDPKIT_LEASE_SLACK_NS;
 #else
 	return bpf_ktime_get_ns();
 #endif
 }
+
+/* The end of an entry's lease on the clock xdpkit_lease_clock() reads. */
+#if XDPKIT_JIFFIES_CLOCK
+#define XDPKIT_LEASE_END(entry) ((entry)->vouched_until_jiffies)
+#else
+#define XDPKIT_LEASE_END(entry) ((entry)->vouched_until)
+#endif
 
 /* Whether the entry is still vouched for at `now` (xdpkit_lease_clock()). Without a keeper
  * renewing it (killed, crashed, never started, one too old to write today's entries) the
@@ -90,7 +108,7 @@ static __always_inline __u64 xdpkit_lease_clock(void)
  * wrong. */
 static __always_inline int xdpkit_vouched(struct xdpkit_port *port, __u64 now)
 {
-	return now < port->vouched_until;
+	return now < XDPKIT_LEASE_END(port);
 }
 
 /* The entry of the one port this program instance is attached to (xdp_program attaches an
@@ -134,6 +152,7 @@ struct xdpkit_local_state {
 				 * namespace's addresses, routes and rules then and renews it */
 	__u32 full_check;	/* XDPKIT_FULL_* bits; 0: the address table decides */
 	__u32 addresses;	/* entries in local_addrs, for people reading the map */
+	__u64 vouched_until_jiffies;	/* the same time in jiffies (xdpkit_lease_clock()) */
 };
 
 #define XDPKIT_LOCAL_SOURCES(_max_entries) \
@@ -168,16 +187,20 @@ static __always_inline void xdpkit_mac_from_u64(unsigned char *mac, __u64 value)
 }
 
 /* One's complement sum of a 20-byte IPv4 header, folded to 16 bits: 0xFFFF when its
- * checksum is right; its complement is the checksum to write (with check set to 0). */
+ * checksum is right; its complement is the checksum to write (with check set to 0). Summed as
+ * five 32-bit words and folded: the same sum (RFC 1071, 2(B): it does not depend on the word
+ * size) in half the loads, on every packet the router forwards. */
 static __always_inline __u16 xdpkit_ipv4_header_sum(struct iphdr *iph)
 {
-	__u16 *word = (__u16 *)iph;
-	u32 sum = 0;
+	__u32 *word = (__u32 *)iph;
+	__u64 sum = 0;
 	int i;
 
 #pragma unroll
-	for (i = 0; i < (int)(sizeof(*iph) / 2); i++)
+	for (i = 0; i < (int)(sizeof(*iph) / 4); i++)
 		sum += word[i];
+	sum = (sum & 0xFFFFFFFF) + (sum >> 32);
+	sum = (sum & 0xFFFF) + (sum >> 16);
 	sum = (sum & 0xFFFF) + (sum >> 16);
 	sum = (sum & 0xFFFF) + (sum >> 16);
 	return sum;

@@ -14,6 +14,7 @@ struct floor_local_state {
 	__u64 vouched_until;
 	__u32 full_check;
 	__u32 addresses;
+	__u64 vouched_until_jiffies;
 };
 
 XDPKIT_DEVMAP_HASH(tx_ports, 256);

@@ -124,11 +124,16 @@ def pin_declarations(text):
     pins = {('maps_dir', name) for name, _size in devmap_hash_declarations(text)}
     if declares_port_entry(text):
         pins.add(('pin_dir', PORT_ENTRY_MAP))
-    if _LOCAL_SOURCES_RE.search(text):
+    if declares_local_sources(text):
         pins.update(('maps_dir', name) for name in LOCAL_SOURCE_MAPS)
     for directory, name in _PINNED_TABLE_RE.findall(text):
         pins.add(('pin_dir' if directory == 'XDPKIT_PIN_DIR' else 'maps_dir', name))
     return sorted(pins)
+
+
+def declares_local_sources(text):
+    """Whether the program uses the local source table (XDPKIT_LOCAL_SOURCES)."""
+    return bool(_LOCAL_SOURCES_RE.search(text))
 
 
 def declared_pins(text, pin_dir, maps_dir):

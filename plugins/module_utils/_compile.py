@@ -37,6 +37,7 @@ import tempfile
 import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _lease_clock
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_pins import COMPILED_DIR
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._bpf_source import pin_declarations
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._common import XdpkitError
@@ -110,8 +111,29 @@ def _probe_coarse_clock():
     return True
 
 
+BPF_FUNC_JIFFIES64 = 118
+# Calls bpf_jiffies64() (kernel 5.5 and later).
+_JIFFIES_PROBE = b''.join([
+    _INSN.pack(0x85, 0, 0, BPF_FUNC_JIFFIES64),                  # call bpf_jiffies64
+    _INSN.pack(0xb7, 0, 0, XDP_PASS),                            # r0 = XDP_PASS
+    _INSN.pack(0x95, 0, 0, 0),                                   # exit
+])
+
+
+def _probe_jiffies_hz():
+    """The kernel's HZ when XDP programs may read jiffies and user space can convert a lease's end
+    to them (_lease_clock), else 0: the router then reads a nanosecond clock."""
+    try:
+        fd = sysbpf.prog_load(sysbpf.BPF_PROG_TYPE_XDP, _JIFFIES_PROBE, 'GPL', 'xdpkit_probe')
+    except OSError:
+        return 0
+    os.close(fd)
+    return _lease_clock.measure_hz() or 0
+
+
 # Each feature and its probe; a cached file without a feature probes that one anew.
-_PROBES = {'fib_skip_neigh': _probe_fib_skip_neigh, 'coarse_clock': _probe_coarse_clock}
+_PROBES = {'fib_skip_neigh': _probe_fib_skip_neigh, 'coarse_clock': _probe_coarse_clock,
+           'jiffies_hz': _probe_jiffies_hz}
 _kernel_features = {}
 
 
@@ -144,7 +166,13 @@ def kernel_define_flags():
     set them). They are part of the cache key, so a kernel that answers otherwise compiles anew."""
     features = kernel_features()
     return ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % features['fib_skip_neigh'],
-            '-DXDPKIT_COARSE_CLOCK=%d' % features['coarse_clock']]
+            '-DXDPKIT_COARSE_CLOCK=%d' % features['coarse_clock'],
+            '-DXDPKIT_JIFFIES_CLOCK=%d' % bool(features['jiffies_hz'])]
+
+
+def jiffies_hz():
+    """HZ of the running kernel when its routers read the jiffies lease clock, else 0."""
+    return kernel_features()['jiffies_hz']
 
 
 # -- bcc ------------------------------------------------------------------------------------

@@ -237,7 +237,8 @@ class Keeper:
             return
         try:
             table = _local_sources.merge([self._local_view(namespace) for namespace in sorted(spaces, key=str)])
-            _local_sources.write(paths, table, _ports.lease_until(self.lease_seconds))
+            until = _ports.lease_until(self.lease_seconds)
+            _local_sources.write(paths, table, until, _ports.lease_end_in_jiffies(until))
         except Exception as exc:  # a namespace gone under us, a full table: no lease, the full check
             self.log('local source table of %s: %s' % (maps_dir, exc))
             self.local_tables.pop(maps_dir, None)

@@ -24,8 +24,9 @@ import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
 
-# struct xdpkit_port in bpf/xdpkit.h: mac[6], rp_filter, accept_local, vouched_until
-PORT_FORMAT = '=6sBBQ'
+# struct xdpkit_port in bpf/xdpkit.h: mac[6], rp_filter, accept_local, vouched_until,
+# vouched_until_jiffies
+PORT_FORMAT = '=6sBBQQ'
 PORT_SIZE = struct.calcsize(PORT_FORMAT)
 # The array of one a program instance holds its port's entry in (XDPKIT_PORT_ENTRY, key 0):
 # its pin in the instance's pin_dir and its map name (_bpf_source.PORT_ENTRY_MAP, the same).
@@ -37,7 +38,7 @@ LOCK_FILE = os.path.join(STATE_DIR, 'keeper.lock')
 PID_FILE = os.path.join(STATE_DIR, 'keeper.json')
 LOG_FILE = os.path.join(STATE_DIR, 'keeper.log')
 # The code that decides what a keeper writes: its version is a digest of these files.
-KEEPER_SOURCES = ('_keeper.py', '_ports.py', '_lease.py', '_local_sources.py')
+KEEPER_SOURCES = ('_keeper.py', '_ports.py', '_lease.py', '_local_sources.py', '_lease_clock.py')
 SERVICE = 'xdpkit-keeper'
 
 
@@ -47,11 +48,11 @@ def decode(raw):
     is one nobody wrote, or one cleared, and the router takes it for an unknown port too."""
     if raw is None:
         return None
-    mac, rp_filter, accept_local, vouched_until = struct.unpack(PORT_FORMAT, raw[:PORT_SIZE])
+    mac, rp_filter, accept_local, vouched_until, vouched_until_jiffies = struct.unpack(PORT_FORMAT, raw[:PORT_SIZE])
     if not vouched_until:
         return None
     return {'mac': ':'.join('%02x' % b for b in mac), 'rp_filter': rp_filter, 'accept_local': accept_local,
-            'vouched_until': vouched_until}
+            'vouched_until': vouched_until, 'vouched_until_jiffies': vouched_until_jiffies}
 
 
 # -- the keeper's record ------------------------------------------------------------------------

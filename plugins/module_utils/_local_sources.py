@@ -34,9 +34,10 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import 
 
 ADDRS_NAME = 'local_addrs'
 STATE_NAME = 'local_state'
-# struct xdpkit_local_addr: kind; struct xdpkit_local_state: vouched_until, full_check, addresses
+# struct xdpkit_local_addr: kind; struct xdpkit_local_state: vouched_until, full_check, addresses,
+# vouched_until_jiffies
 ADDR_FORMAT = '=I'
-STATE_FORMAT = '=QII'
+STATE_FORMAT = '=QIIQ'
 ADDR_SIZE = struct.calcsize(ADDR_FORMAT)
 STATE_SIZE = struct.calcsize(STATE_FORMAT)
 
@@ -177,6 +178,29 @@ def event_reasons(data):
 
 
 # -- the maps ------------------------------------------------------------------------------------
+def unpin_other_layout(directory):
+    """A local state pinned by a release whose state had another layout: unpin both maps, so that
+    the program loaded now gets today's (programs still on the old ones keep them until they are
+    replaced, and make the full check meanwhile: nobody renews their lease). True when unpinned."""
+    state_path = os.path.join(directory, STATE_NAME)
+    try:
+        fd = sysbpf.obj_get(state_path)
+    except OSError:
+        return False
+    try:
+        value_size = sysbpf.map_info(fd)['value_size']
+    finally:
+        os.close(fd)
+    if value_size == STATE_SIZE:
+        return False
+    for name in (STATE_NAME, ADDRS_NAME):
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+    return True
+
+
 def tables_in(directory):
     """(local_addrs path, local_state path) pinned in a maps directory, or None (the router
     there has no local source table, or one of another layout)."""
@@ -217,12 +241,14 @@ def read(paths):
         raw = sysbpf.map_lookup(fd, struct.pack('=I', 0), STATE_SIZE)
     finally:
         os.close(fd)
-    vouched_until, full_check, count = struct.unpack(STATE_FORMAT, raw)
-    return {'entries': entries, 'full_check': full_check, 'vouched_until': vouched_until, 'addresses': count}
+    vouched_until, full_check, count, vouched_until_jiffies = struct.unpack(STATE_FORMAT, raw)
+    return {'entries': entries, 'full_check': full_check, 'vouched_until': vouched_until, 'addresses': count,
+            'vouched_until_jiffies': vouched_until_jiffies}
 
 
-def write(paths, table, vouched_until):
-    """Bring the pinned tables to `table` (wanted()), then vouch for them until `vouched_until`.
+def write(paths, table, vouched_until, vouched_until_jiffies=0):
+    """Bring the pinned tables to `table` (wanted()), then vouch for them until `vouched_until`
+    (CLOCK_MONOTONIC ns; the same time in jiffies for routers on the jiffies clock).
     New entries go in before old ones go out, so the table is never short of an address the
     namespace has; the state (and its lease) comes last. Raises OSError when the table is full:
     then the state is written without a lease, and the router makes the full check."""
@@ -240,21 +266,22 @@ def write(paths, table, vouched_until):
                 if present.get(key) != kind:
                     sysbpf.map_update(fd, key, struct.pack(ADDR_FORMAT, kind))
         except OSError:
-            vouched_until = 0
+            vouched_until = vouched_until_jiffies = 0
             raise
         finally:
             if vouched_until:
                 for key in present:
                     if key not in wanted_keys:
                         sysbpf.map_delete(fd, key)
-            _write_state(state_path, table['full_check'], len(wanted_keys), vouched_until)
+            _write_state(state_path, table['full_check'], len(wanted_keys), vouched_until, vouched_until_jiffies)
     finally:
         os.close(fd)
 
 
-def _write_state(state_path, full_check, count, vouched_until):
+def _write_state(state_path, full_check, count, vouched_until, vouched_until_jiffies):
     fd = sysbpf.obj_get(state_path)
     try:
-        sysbpf.map_update(fd, struct.pack('=I', 0), struct.pack(STATE_FORMAT, vouched_until, full_check, count))
+        sysbpf.map_update(fd, struct.pack('=I', 0),
+                          struct.pack(STATE_FORMAT, vouched_until, full_check, count, vouched_until_jiffies))
     finally:
         os.close(fd)

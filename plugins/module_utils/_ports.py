@@ -13,7 +13,8 @@ The values are the kernel's effective ones (IN_DEV_MAXCONF / IN_DEV_ORCONF), so 
 program's source validation decides as fib_validate_source() would. Each entry carries a lease,
 `vouched_until` (CLOCK_MONOTONIC ns, bpf_ktime_get_ns()'s clock): whoever wrote the entry read
 the kernel's values then and vouches for them until that time; the program trusts the entry
-no longer than that.
+no longer than that. The entry gives the same time in jiffies too (`vouched_until_jiffies`), for
+routers that read the jiffies lease clock (_lease_clock).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,6 +26,7 @@ import struct
 import time
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile, _lease_clock
 # The entry layout lives with the lease reader, which the read-only modules use too.
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import (
     PORT_ENTRY,
@@ -46,6 +48,12 @@ LEASE_SECONDS = 1.5
 def lease_until(seconds=LEASE_SECONDS):
     # time.monotonic_ns() is CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() reads.
     return time.monotonic_ns() + int(seconds * 1e9)
+
+
+def lease_end_in_jiffies(until_ns):
+    """A lease's end (CLOCK_MONOTONIC ns) on the jiffies clock of this kernel's routers (0 where
+    they read another clock)."""
+    return _lease_clock.lease_end_in_jiffies(until_ns, _compile.jiffies_hz())
 
 
 def facts(entry):
@@ -87,8 +95,9 @@ def wanted_port(namespace, link, ipv4_addressed):
 
 
 def encode(entry):
+    until = entry.get('vouched_until', 0)
     return struct.pack(PORT_FORMAT, bytes.fromhex(entry['mac'].replace(':', '')), entry['rp_filter'],
-                       entry['accept_local'], entry.get('vouched_until', 0))
+                       entry['accept_local'], until, lease_end_in_jiffies(until))
 
 
 def _key(ifindex):

@@ -19,6 +19,7 @@ import os
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _local_sources
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ownership
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _traffic_control
@@ -274,6 +275,8 @@ class XdpProgramManager:
                 _ports.unpin_other_layout(entry)
                 # An earlier release's table shared by the maps directory's instances; none reads it now.
                 _ports.unpin_shared_table(self.maps_dir)
+            if _bpf_source.declares_local_sources(text):
+                _local_sources.unpin_other_layout(self.maps_dir)
             for name, size in _bpf_source.devmap_hash_declarations(text):
                 _bpf_pins.ensure_devmap_hash(os.path.join(self.maps_dir, name), size)
             loaded = load_xdp_program(text, self.pin_dir, self.maps_dir, define_flags, self.function,

@@ -3,6 +3,7 @@ permanent neighbours and forwarding on. Every case checks the action and the byt
 
 import os
 import platform
+import random
 import re
 import struct
 import time
@@ -24,7 +25,7 @@ from packets import (
 )
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile, _lease_clock
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netns import create_netns, in_netns
@@ -100,8 +101,8 @@ def load_router(ns, ports, bpf_dir, defines=None):
 
 
 def without_skip_neigh(monkeypatch):
-    """Compiles from here on get what a kernel before 5.11 gets from the probes: the reverse
-    lookup without BPF_FIB_LOOKUP_SKIP_NEIGH (6.5) and the exact lease clock instead of the coarse one."""
+    """Compiles from here on get what a kernel before 5.5 gets from the probes: the reverse
+    lookup without BPF_FIB_LOOKUP_SKIP_NEIGH (6.5) and the exact lease clock instead of jiffies."""
     monkeypatch.setattr(_compile, 'kernel_define_flags', lambda: ['-DXDPKIT_FIB_SKIP_NEIGH=0'])
 
 
@@ -119,7 +120,8 @@ def router(request, cleanup, bpf_dir, monkeypatch):
 def test_the_kernel_probe_finds_skip_neigh_from_6_5_on_and_its_answer_is_in_the_cache_key(monkeypatch):
     takes_it = tuple(int(n) for n in re.match(r'(\d+)\.(\d+)', platform.release()).groups()) >= (6, 5)
     assert _compile._probe_fib_skip_neigh() is takes_it
-    assert _compile.kernel_define_flags() == ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % takes_it, '-DXDPKIT_COARSE_CLOCK=1']
+    assert _compile.kernel_define_flags() == ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % takes_it, '-DXDPKIT_COARSE_CLOCK=1',
+                                              '-DXDPKIT_JIFFIES_CLOCK=1']
     key = _compile.cache_key('text', [], 'f')
     monkeypatch.setattr(_compile, 'kernel_define_flags', lambda: ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % (not takes_it)])
     assert _compile.cache_key('text', [], 'f') != key
@@ -131,8 +133,52 @@ def test_the_kernel_probe_finds_the_coarse_clock_and_a_cached_answer_without_it_
     monkeypatch.setattr(_compile, 'COMPILED_DIR', str(tmp_path))
     monkeypatch.setattr(_compile, '_kernel_features', {})
     (tmp_path / ('kernel-%s.features' % platform.release())).write_text('{"fib_skip_neigh": true}')
-    assert _compile.kernel_features() == {'fib_skip_neigh': True, 'coarse_clock': True}
-    assert '"coarse_clock": true' in (tmp_path / ('kernel-%s.features' % platform.release())).read_text()
+    hz = _lease_clock.measure_hz()
+    assert hz in _lease_clock.KNOWN_HZ, 'the kernel\'s HZ from /proc/timer_list'
+    assert _compile.kernel_features() == {'fib_skip_neigh': True, 'coarse_clock': True, 'jiffies_hz': hz}
+    written = (tmp_path / ('kernel-%s.features' % platform.release())).read_text()
+    assert '"coarse_clock": true' in written and '"jiffies_hz": %d' % hz in written
+
+
+# Each lease clock a kernel's probes can give the router: jiffies (5.5 and later, where user space
+# can tell jiffies), the coarse clock (5.11 and later, without jiffies) and the exact one.
+LEASE_CLOCKS = {'jiffies': (0, 1), 'coarse': (1, 0), 'exact': (0, 0)}
+
+
+@pytest.mark.parametrize('clock', sorted(LEASE_CLOCKS))
+def test_each_lease_clock_trusts_an_entry_until_shortly_before_its_end_and_never_after(
+        clock, cleanup, bpf_dir, monkeypatch):
+    """The keeper writes a lease's end in CLOCK_MONOTONIC ns and, converted, in jiffies; the router
+    reads one clock. Frames sent every few ms across the end of a half-second lease: redirected
+    while it runs (up to the clock's slack before its end: 3 ticks of jiffies, 20 ms and a tick of
+    the coarse clock), handed over from its end on. A wrong conversion (HZ, the jiffies of this
+    boot) moves the switch by far more than the slack."""
+    coarse, jiffies = LEASE_CLOCKS[clock]
+    flags = ['-DXDPKIT_FIB_SKIP_NEIGH=%d' % _compile.kernel_features()['fib_skip_neigh'],
+             '-DXDPKIT_COARSE_CLOCK=%d' % coarse, '-DXDPKIT_JIFFIES_CLOCK=%d' % jiffies]
+    monkeypatch.setattr(_compile, 'kernel_define_flags', lambda: flags)
+    ns = cleanup('r')
+    router = load_router(ns, build_router_namespace(ns), bpf_dir, {})
+    try:
+        frame = router.frame4()
+        end = time.monotonic_ns() + 500 * 10 ** 6
+        router.facts(vouched_until=end)
+        runs = []
+        while time.monotonic_ns() < end + 100 * 10 ** 6:
+            before = time.monotonic_ns()
+            action = router.run(frame)[0]
+            runs.append((before, time.monotonic_ns(), action))
+            time.sleep(0.002)
+    finally:
+        router.prog.close()
+    # Jiffies: the 3-tick slack, a tick of conversion and a tick of lag, and one to spare.
+    slack_ms = 6 * 1000 // _compile.kernel_features()['jiffies_hz'] if clock == 'jiffies' else 40
+    early = [(after - end) / 1e6 for before, after, action in runs
+             if after < end - slack_ms * 10 ** 6 and action != XDP_REDIRECT]
+    late = [(before - end) / 1e6 for before, after, action in runs if before >= end and action != XDP_PASS]
+    assert runs[0][2] == XDP_REDIRECT and not early, \
+        'handed over %s ms before the lease ended (slack %d ms)' % (early[:5], slack_ms)
+    assert runs[-1][2] == XDP_PASS and not late, 'trusted %s ms after the lease ended' % late[:5]
 
 
 def assert_forwarded(router, frame, out, ttl_offset):
@@ -249,6 +295,22 @@ def test_frames_above_the_egress_mtu_go_to_the_kernel_to_fragment(router):
 def test_bad_ipv4_header_checksum_goes_to_the_kernel(router):
     frame = router.frame4(bad_checksum=True)
     assert router.run(frame) == (XDP_PASS, frame)
+
+
+def test_the_header_checksum_is_judged_right_whatever_the_carries(router):
+    """The router sums the header as 32-bit words and folds: headers whose sums carry many times
+    (0xFF.. bytes), with a right checksum, are forwarded; any one 16-bit word off by one bit is not."""
+    rng = random.Random(27)
+    for _ in range(40):
+        frame = router.frame4(src='10.1.%d.%d' % (rng.randrange(256), rng.randrange(1, 255)),
+                              tos=rng.choice((0, 0xFC, rng.randrange(256))),
+                              ident=rng.choice((0xFFFF, rng.randrange(65536))),
+                              ttl=rng.choice((2, 255, rng.randrange(2, 256))))
+        assert router.run(frame)[0] == XDP_REDIRECT, frame[14:34].hex()
+        bit = rng.randrange(20 * 8)
+        broken = bytearray(frame)
+        broken[14 + bit // 8] ^= 1 << (bit % 8)
+        assert router.run(bytes(broken))[0] == XDP_PASS, 'bit %d: %s' % (bit, bytes(broken[14:34]).hex())
 
 
 @pytest.mark.parametrize('options', [b'\x07\x07\x04' + bytes(4) + b'\x00',  # record route: the kernel writes it

@@ -14,7 +14,7 @@ from bpf_loader import VOUCHED_FOREVER, XDP_PASS, XDP_REDIRECT
 from test_router import build_router_namespace, load_router
 
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf
-from ansible_collections.xdpkit.forwarding.plugins.module_utils import _local_sources
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _local_sources, _ports
 
 OWN = '10.2.0.1'  # b0's address: martian as a source to Linux whichever check it makes
 
@@ -30,7 +30,8 @@ def router(cleanup, bpf_dir):
 def local_table(router, entries=(), full_check=0, vouched_until=VOUCHED_FOREVER):
     paths = _local_sources.tables_in(router.prog.maps_dir)
     assert paths, 'xdp_router pins no local source table'
-    _local_sources.write(paths, {'entries': dict(entries), 'full_check': full_check}, vouched_until)
+    _local_sources.write(paths, {'entries': dict(entries), 'full_check': full_check}, vouched_until,
+                         _ports.lease_end_in_jiffies(vouched_until))
 
 
 def action(router, src, **facts):

@@ -50,7 +50,8 @@ def router(cleanup, bpf_dir):
 def local_table(router, vouched_until=VOUCHED_FOREVER):
     """The namespace's own addresses and broadcasts, as the keeper writes them."""
     table = _local_sources.wanted(*_local_sources.read_namespace(router.ns))
-    _local_sources.write(_local_sources.tables_in(router.prog.maps_dir), table, vouched_until)
+    _local_sources.write(_local_sources.tables_in(router.prog.maps_dir), table, vouched_until,
+                         _ports.lease_end_in_jiffies(vouched_until))
 
 
 def delete_key(router, map_name, port):

@@ -21,8 +21,8 @@ LAYERS = {
     # pure Python, no kernel: errors and checks, the diff helper, BPF source text, a lab as data
     '_common': 0, '_diff': 0, '_bpf_source': 0, '_topology': 0, '_frr_config': 0, '_topology_picture': 0,
     '_reasons': 0,
-    # one kernel interface each: namespaces, netlink, bpf(2), XDP on a link
-    '_netns': 1, '_netlink': 1, '_bpf_sys': 1, '_xdp_link': 1,
+    # one kernel interface each: namespaces, netlink, bpf(2), XDP on a link, the kernel's jiffies
+    '_netns': 1, '_netlink': 1, '_bpf_sys': 1, '_xdp_link': 1, '_lease_clock': 1,
     # what xdpkit makes and keeps with them: pins, port tables, ownership, compiled programs,
     # map entries, the netfilter and tc a program would skip, the host lock, the port leases and
     # the keeper's record as the read-only modules read them

@@ -24,7 +24,9 @@ def test_the_lease_runs_until_vouched_until_on_the_programs_clock():
 
 def test_the_entry_layout_is_the_one_the_port_entry_writer_writes():
     entry = dict(ENTRY, vouched_until=123456789)
-    assert _lease.decode(_ports.encode(entry)) == entry and _ports.PORT_SIZE == _lease.PORT_SIZE == 16
+    jiffies = _ports.lease_end_in_jiffies(123456789)
+    assert _lease.decode(_ports.encode(entry)) == dict(entry, vouched_until_jiffies=jiffies)
+    assert _ports.PORT_SIZE == _lease.PORT_SIZE == 24
 
 
 def test_the_port_line_says_vouched_or_where_the_frames_go():

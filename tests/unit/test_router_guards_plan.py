@@ -32,9 +32,11 @@ def test_accept_local_is_on_when_all_or_the_port_says_so(local_all, local_dev, w
 def test_port_entry_round_trips_through_the_kernel_layout():
     entry = {'mac': '02:ab:cd:00:00:01', 'rp_filter': 2, 'accept_local': 1, 'vouched_until': 0x0102030405060708}
     raw = _ports.encode(entry)
-    assert raw == bytes.fromhex('02abcd000001') + b'\x02\x01' + struct.pack('=Q', 0x0102030405060708)
-    assert len(raw) == _ports.PORT_SIZE == 16, 'struct xdpkit_port: the lease is 8-byte aligned'
-    assert _ports.decode(raw) == entry
+    jiffies = _ports.lease_end_in_jiffies(0x0102030405060708)
+    assert jiffies > 0, 'this kernel\'s routers read jiffies: the end is given in them too'
+    assert raw == bytes.fromhex('02abcd000001') + b'\x02\x01' + struct.pack('=QQ', 0x0102030405060708, jiffies)
+    assert len(raw) == _ports.PORT_SIZE == 24, 'struct xdpkit_port: the lease is 8-byte aligned'
+    assert _ports.decode(raw) == dict(entry, vouched_until_jiffies=jiffies)
     assert _ports.facts(entry) == {'mac': '02:ab:cd:00:00:01', 'rp_filter': 2, 'accept_local': 1}
 
 
