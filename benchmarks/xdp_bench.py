@@ -23,7 +23,9 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,7 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_pins
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_source  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _compile  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _bpf_sys as sysbpf  # noqa: E402
+from ansible_collections.xdpkit.forwarding.plugins.module_utils import _local_sources  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils import _ports  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._lease import PORT_ENTRY  # noqa: E402
 from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import get_link, iproute  # noqa: E402
@@ -158,6 +161,7 @@ class Bed:
         self.gen_ns, self.sink_ns = prefix + '-gen', prefix + '-sink'
         self.port_g, self.port_s = prefix + '-g', prefix + '-s'
         self.maps_dir = '/sys/fs/bpf/xdpkit/%s-maps' % prefix
+        self.previous_maps_dir = '/sys/fs/bpf/xdpkit/%s-prev-maps' % prefix
 
     def topology(self, state):
         return {
@@ -205,6 +209,7 @@ class Bed:
                 log('teardown:', exc)
         playbook('playbooks/lab.yml', self.topology('absent'), 'removing the test bed')
         _bpf_pins.remove_pins(self.maps_dir)
+        _bpf_pins.remove_pins(self.previous_maps_dir)
         if self.nocount_dir:
             shutil.rmtree(self.nocount_dir, ignore_errors=True)
 
@@ -228,7 +233,7 @@ class Bed:
         # The port is the bench's own: its rp_filter can change without touching the host's.
         with open('/proc/sys/net/ipv4/conf/%s/rp_filter' % self.port_g, 'w') as handle:
             handle.write('1' if '_strict' in mode else '0')
-        mode = mode.replace('_strict', '')
+        original, mode = mode, mode.replace('_strict', '')
         if mode.startswith('kernel'):
             module('xdp_program', program='xdp_pass', **port)
         elif mode == 'limit':
@@ -247,7 +252,9 @@ class Bed:
             if mode.endswith('_before'):
                 module('xdp_program', src=BASELINE_ROUTER, function='xdp_router', netfilter='bypass', **port)
             elif mode.endswith('_prev'):
+                port['maps_dir'] = self.previous_maps_dir
                 module('xdp_program', src=self.previous_router, function='xdp_router', netfilter='bypass', **port)
+                self.fill_previous_tables('_strict' in original)
             elif mode.endswith('_floor_addr'):
                 module('xdp_program', src=FLOOR_ADDR_ROUTER, function='xdp_router_floor_addr', netfilter='bypass',
                        **port)
@@ -257,8 +264,43 @@ class Bed:
                 module('xdp_program', src=self.nocount_router(), function='xdp_router', netfilter='bypass', **port)
             else:
                 module('xdp_program', program='xdp_router', netfilter='bypass', **port)
-            module('xdp_map', path=self.maps_dir + '/tx_ports', exclusive=True,
+            module('xdp_map', path=port['maps_dir'] + '/tx_ports', exclusive=True,
                    entries=[{'key': self.port_s, 'value': self.port_s}])
+
+    def fill_previous_tables(self, strict):
+        """A previous router of a release before the per-instance port entry keeps its port facts in
+        a hash shared through its maps directory (its own layout), which today's xdp_program and
+        keeper do not write: the bench writes them, and its local source table, with leases that
+        never run out (a lease costs the same whatever its end). Its own maps directory keeps them
+        apart from today's router's tables of another layout."""
+        path = os.path.join(self.previous_maps_dir, 'ports')
+        if not os.path.exists(path):
+            return
+        forever = (1 << 64) - 1
+        fd = sysbpf.obj_get(path)
+        try:
+            size = sysbpf.map_info(fd)['value_size']
+            value = struct.pack('=6sBBQ', bytes.fromhex(HOST_G_MAC.replace(':', '')), int(strict), 0, forever)
+            sysbpf.map_update(fd, struct.pack('=I', self.ifindex_g), value + b'\xff' * (size - len(value)))
+        finally:
+            os.close(fd)
+        addrs, state = (os.path.join(self.previous_maps_dir, name) for name in ('local_addrs', 'local_state'))
+        if not os.path.exists(state):
+            return
+        table = _local_sources.wanted(*_local_sources.read_namespace(None))
+        fd = sysbpf.obj_get(addrs)
+        try:
+            for address, kind in table['entries'].items():
+                sysbpf.map_update(fd, socket.inet_aton(address), struct.pack('=I', kind))
+        finally:
+            os.close(fd)
+        fd = sysbpf.obj_get(state)
+        try:
+            size = sysbpf.map_info(fd)['value_size']
+            value = struct.pack('=QII', forever, table['full_check'], len(table['entries']))
+            sysbpf.map_update(fd, struct.pack('=I', 0), value + b'\xff' * (size - len(value)))
+        finally:
+            os.close(fd)
 
     def counter(self, namespace, interface, action):
         program = interface_program(namespace, interface)
