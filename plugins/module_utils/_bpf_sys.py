@@ -232,6 +232,18 @@ def map_info(fd):
             'flags': info.map_flags, 'name': info.name.decode()}
 
 
+def pinned_map_info(path):
+    """map_info() of the map pinned at `path`, or None when nothing is pinned there."""
+    try:
+        fd = obj_get(path)
+    except OSError:
+        return None
+    try:
+        return map_info(fd)
+    finally:
+        os.close(fd)
+
+
 def prog_info(fd):
     info = _info(fd, BpfProgInfo())
     return {'type': info.type, 'id': info.id, 'tag': bytes(info.tag).hex(), 'name': info.name.decode(),

@@ -91,43 +91,37 @@ def _probe_fib_skip_neigh():
         os.close(fd)
 
 
-BPF_FUNC_KTIME_GET_COARSE_NS = 160
-# Calls bpf_ktime_get_coarse_ns() (kernel 5.11 and later): the verifier refuses an unknown helper.
-_COARSE_CLOCK_PROBE = b''.join([
-    _INSN.pack(0x85, 0, 0, BPF_FUNC_KTIME_GET_COARSE_NS),        # call bpf_ktime_get_coarse_ns
-    _INSN.pack(0xb7, 0, 0, XDP_PASS),                            # r0 = XDP_PASS
-    _INSN.pack(0x95, 0, 0, 0),                                   # exit
-])
+BPF_FUNC_JIFFIES64 = 118               # kernel 5.5 and later
+BPF_FUNC_KTIME_GET_COARSE_NS = 160     # kernel 5.11 and later
 
 
-def _probe_coarse_clock():
-    """Whether XDP programs may call bpf_ktime_get_coarse_ns(): the verifier loads the probe. A
-    kernel that refuses it gets the exact clock, right everywhere, only dearer per packet."""
+def _xdp_may_call(helper):
+    """Whether XDP programs may call `helper`: the verifier loads a program that calls it (it
+    refuses a helper it does not know)."""
+    probe = b''.join([
+        _INSN.pack(0x85, 0, 0, helper),                          # call helper
+        _INSN.pack(0xb7, 0, 0, XDP_PASS),                        # r0 = XDP_PASS
+        _INSN.pack(0x95, 0, 0, 0),                               # exit
+    ])
     try:
-        fd = sysbpf.prog_load(sysbpf.BPF_PROG_TYPE_XDP, _COARSE_CLOCK_PROBE, 'GPL', 'xdpkit_probe')
+        fd = sysbpf.prog_load(sysbpf.BPF_PROG_TYPE_XDP, probe, 'GPL', 'xdpkit_probe')
     except OSError:
         return False
     os.close(fd)
     return True
 
 
-BPF_FUNC_JIFFIES64 = 118
-# Calls bpf_jiffies64() (kernel 5.5 and later).
-_JIFFIES_PROBE = b''.join([
-    _INSN.pack(0x85, 0, 0, BPF_FUNC_JIFFIES64),                  # call bpf_jiffies64
-    _INSN.pack(0xb7, 0, 0, XDP_PASS),                            # r0 = XDP_PASS
-    _INSN.pack(0x95, 0, 0, 0),                                   # exit
-])
+def _probe_coarse_clock():
+    """Whether XDP programs may call bpf_ktime_get_coarse_ns(). A kernel that refuses it gets the
+    exact clock, right everywhere, only dearer per packet."""
+    return _xdp_may_call(BPF_FUNC_KTIME_GET_COARSE_NS)
 
 
 def _probe_jiffies_hz():
     """The kernel's HZ when XDP programs may read jiffies and user space can convert a lease's end
     to them (_lease_clock), else 0: the router then reads a nanosecond clock."""
-    try:
-        fd = sysbpf.prog_load(sysbpf.BPF_PROG_TYPE_XDP, _JIFFIES_PROBE, 'GPL', 'xdpkit_probe')
-    except OSError:
+    if not _xdp_may_call(BPF_FUNC_JIFFIES64):
         return 0
-    os.close(fd)
     return _lease_clock.measure_hz() or 0
 
 

@@ -182,16 +182,8 @@ def unpin_other_layout(directory):
     """A local state pinned by a release whose state had another layout: unpin both maps, so that
     the program loaded now gets today's (programs still on the old ones keep them until they are
     replaced, and make the full check meanwhile: nobody renews their lease). True when unpinned."""
-    state_path = os.path.join(directory, STATE_NAME)
-    try:
-        fd = sysbpf.obj_get(state_path)
-    except OSError:
-        return False
-    try:
-        value_size = sysbpf.map_info(fd)['value_size']
-    finally:
-        os.close(fd)
-    if value_size == STATE_SIZE:
+    info = sysbpf.pinned_map_info(os.path.join(directory, STATE_NAME))
+    if info is None or info['value_size'] == STATE_SIZE:
         return False
     for name in (STATE_NAME, ADDRS_NAME):
         try:

@@ -144,15 +144,8 @@ def unpin_other_layout(path):
     """A port entry pinned by a release whose entries had another layout: unpin it, so that the
     program loaded now gets an entry of today's layout (the program still attached keeps the old
     one until the same run replaces it). True when one was unpinned."""
-    try:
-        fd = sysbpf.obj_get(path)
-    except OSError:
-        return False
-    try:
-        value_size = sysbpf.map_info(fd)['value_size']
-    finally:
-        os.close(fd)
-    if value_size == PORT_SIZE:
+    info = sysbpf.pinned_map_info(path)
+    if info is None or info['value_size'] == PORT_SIZE:
         return False
     os.unlink(path)
     return True
@@ -169,15 +162,8 @@ def unpin_shared_table(maps_dir):
     would look like a live table to whoever reads the pins. Programs of that release still
     attached keep it until the same run replaces them. True when one was unpinned."""
     path = os.path.join(maps_dir, SHARED_TABLE)
-    try:
-        fd = sysbpf.obj_get(path)
-    except OSError:
-        return False
-    try:
-        info = sysbpf.map_info(fd)
-    finally:
-        os.close(fd)
-    if info['type'] != 'hash' or info['key_size'] != 4 or info['name'] != SHARED_TABLE:
+    info = sysbpf.pinned_map_info(path)
+    if info is None or info['type'] != 'hash' or info['key_size'] != 4 or info['name'] != SHARED_TABLE:
         return False
     os.unlink(path)
     return True
