@@ -347,7 +347,10 @@ static __always_inline int ipv4_source_refused(struct xdp_md *ctx, struct iphdr 
 					 * the /32 non-unicast routes (subnet broadcasts...), which the
 					 * fast path accepts and the full check refuses: those go to the
 					 * kernel too, so a flag set before the keeper watched costs a
-					 * hand-over, never a frame Linux would drop. */
+					 * hand-over, never a frame Linux would drop. The filter
+					 * answers "not ours" for most sources without the lookup. */
+					if (!xdpkit_maybe_local(local, saddr))
+						return 0;
 					return local_addrs.lookup(&saddr) ? XDPKIT_REASON_LOCAL_SOURCE : 0;
 				}
 			}

@@ -15,6 +15,7 @@ struct floor_local_state {
 	__u32 full_check;
 	__u32 addresses;
 	__u64 vouched_until_jiffies;
+	__u64 filter[64];	/* the router's filter in front of local_addrs; not used here */
 };
 
 XDPKIT_DEVMAP_HASH(tx_ports, 256);

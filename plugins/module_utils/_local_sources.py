@@ -35,9 +35,10 @@ from ansible_collections.xdpkit.forwarding.plugins.module_utils._netlink import 
 ADDRS_NAME = 'local_addrs'
 STATE_NAME = 'local_state'
 # struct xdpkit_local_addr: kind; struct xdpkit_local_state: vouched_until, full_check, addresses,
-# vouched_until_jiffies
+# vouched_until_jiffies, filter[FILTER_WORDS]
+FILTER_WORDS = 64
 ADDR_FORMAT = '=I'
-STATE_FORMAT = '=QIIQ'
+STATE_FORMAT = '=QIIQ%dQ' % FILTER_WORDS
 ADDR_SIZE = struct.calcsize(ADDR_FORMAT)
 STATE_SIZE = struct.calcsize(STATE_FORMAT)
 
@@ -212,6 +213,20 @@ def tables_in(directory):
     return paths
 
 
+def filter_bit(key):
+    """The filter bit of an address (4 bytes, network order) as xdpkit_local_filter_bit() computes
+    it: the 32-bit word as the host's memory holds it, times a golden-ratio constant, top 12 bits."""
+    return ((struct.unpack('=I', key)[0] * 2654435761) & 0xFFFFFFFF) >> 20
+
+
+def filter_words(keys):
+    words = [0] * FILTER_WORDS
+    for key in keys:
+        bit = filter_bit(key)
+        words[bit >> 6] |= 1 << (bit & 63)
+    return words
+
+
 def _key(address):
     return socket.inet_aton(address)
 
@@ -233,7 +248,7 @@ def read(paths):
         raw = sysbpf.map_lookup(fd, struct.pack('=I', 0), STATE_SIZE)
     finally:
         os.close(fd)
-    vouched_until, full_check, count, vouched_until_jiffies = struct.unpack(STATE_FORMAT, raw)
+    vouched_until, full_check, count, vouched_until_jiffies = struct.unpack(STATE_FORMAT, raw)[:4]
     return {'entries': entries, 'full_check': full_check, 'vouched_until': vouched_until, 'addresses': count,
             'vouched_until_jiffies': vouched_until_jiffies}
 
@@ -253,6 +268,10 @@ def write(paths, table, vouched_until, vouched_until_jiffies=0):
             if raw is not None:
                 present[key] = struct.unpack(ADDR_FORMAT, raw)[0]
         wanted_keys = {_key(address): kind for address, kind in table['entries'].items()}
+        if any(key not in present for key in wanted_keys):
+            # The filter first, with the bits of the addresses about to go in: no bit is ever
+            # clear for an address the table holds, whatever the router reads meanwhile.
+            _widen_filter(state_path, filter_words(set(present) | set(wanted_keys)))
         try:
             for key, kind in wanted_keys.items():
                 if present.get(key) != kind:
@@ -265,15 +284,30 @@ def write(paths, table, vouched_until, vouched_until_jiffies=0):
                 for key in present:
                     if key not in wanted_keys:
                         sysbpf.map_delete(fd, key)
-            _write_state(state_path, table['full_check'], len(wanted_keys), vouched_until, vouched_until_jiffies)
+            # Without a lease the old entries stay: so do their bits.
+            kept = wanted_keys if vouched_until else set(present) | set(wanted_keys)
+            _write_state(state_path, table['full_check'], len(wanted_keys), vouched_until, vouched_until_jiffies,
+                         filter_words(kept))
     finally:
         os.close(fd)
 
 
-def _write_state(state_path, full_check, count, vouched_until, vouched_until_jiffies):
+def _write_state(state_path, full_check, count, vouched_until, vouched_until_jiffies, words):
     fd = sysbpf.obj_get(state_path)
     try:
         sysbpf.map_update(fd, struct.pack('=I', 0),
-                          struct.pack(STATE_FORMAT, vouched_until, full_check, count, vouched_until_jiffies))
+                          struct.pack(STATE_FORMAT, vouched_until, full_check, count, vouched_until_jiffies, *words))
+    finally:
+        os.close(fd)
+
+
+def _widen_filter(state_path, words):
+    """OR `words` into the pinned state's filter, leaving the rest (the lease among it) as it is."""
+    fd = sysbpf.obj_get(state_path)
+    try:
+        raw = sysbpf.map_lookup(fd, struct.pack('=I', 0), STATE_SIZE)
+        values = list(struct.unpack(STATE_FORMAT, raw))
+        values[4:] = [old | new for old, new in zip(values[4:], words)]
+        sysbpf.map_update(fd, struct.pack('=I', 0), struct.pack(STATE_FORMAT, *values))
     finally:
         os.close(fd)

@@ -8,6 +8,7 @@ An empty table vouched for is the tell: the fast path then forwards a frame from
 namespace's own addresses (the table does not list it), where the full check hands it over."""
 
 import os
+import struct
 
 import pytest
 from bpf_loader import VOUCHED_FOREVER, XDP_PASS, XDP_REDIRECT
@@ -58,6 +59,29 @@ def test_with_rp_filter_0_the_address_table_decides_as_inet_lookup_ifaddr_does(r
     assert action(router, '10.5.0.1') == XDP_REDIRECT
     # A blackholed source: Linux's fast path does not look it up, nor does the router.
     assert action(router, '10.9.0.5') == XDP_REDIRECT
+
+
+def test_the_filter_in_front_of_the_table_lets_every_listed_source_reach_it(router):
+    """The router skips the table for a source whose filter bit is clear, so the keeper's bit for
+    an address must be the router's (_local_sources.filter_bit() and xdpkit_local_filter_bit()):
+    300 sources listed, each handed over; 100 beside them, forwarded; and a table that loses
+    an address clears its bit once no other address shares it."""
+    listed = ['10.%d.%d.%d' % (20 + i % 7, (i * 37) % 256, 1 + (i * 11) % 254) for i in range(300)]
+    others = ['10.%d.%d.%d' % (40 + i % 5, (i * 53) % 256, 1 + (i * 13) % 254) for i in range(100)]
+    local_table(router, {address: _local_sources.LOCAL_ADDRESS for address in listed})
+    wrong = [address for address in listed if action(router, address) != XDP_PASS]
+    assert not wrong, 'listed sources forwarded (filter bit clear): %s' % wrong[:5]
+    assert [address for address in others if action(router, address) != XDP_REDIRECT] == []
+    local_table(router, {listed[0]: _local_sources.LOCAL_ADDRESS})
+    state = _local_sources.tables_in(router.prog.maps_dir)[1]
+    fd = sysbpf.obj_get(state)
+    try:
+        raw = sysbpf.map_lookup(fd, bytes(4), _local_sources.STATE_SIZE)
+    finally:
+        os.close(fd)
+    words = struct.unpack(_local_sources.STATE_FORMAT, raw)[4:]
+    assert sum(bin(word).count('1') for word in words) == 1, 'one address, one bit'
+    assert action(router, listed[0]) == XDP_PASS and action(router, listed[1]) == XDP_REDIRECT
 
 
 @pytest.mark.parametrize('reason', [_local_sources.FULL_CUSTOM_LOCAL_ROUTES, _local_sources.FULL_CUSTOM_RULES,

@@ -76,7 +76,7 @@ def test_the_local_tables_are_no_port_entry_and_are_declared_only_where_used():
     for info in ({'type': 'hash', 'value_size': ls.ADDR_SIZE, 'max_entries': 4096, 'name': 'local_addrs'},
                  {'type': 'array', 'value_size': ls.STATE_SIZE, 'max_entries': 1, 'name': 'local_state'}):
         assert not _lease.is_port_entry(dict(info, key_size=4))
-    assert ls.ADDR_SIZE == 4 and ls.STATE_SIZE == 24
+    assert ls.ADDR_SIZE == 4 and ls.STATE_SIZE == 24 + 8 * ls.FILTER_WORDS
     used = '#include "xdpkit.h"\nXDPKIT_PORT_ENTRY();\nXDPKIT_LOCAL_SOURCES(4096);\n'
     header = '#define XDPKIT_LOCAL_SOURCES(_m) BPF_TABLE_PINNED(..., XDPKIT_MAPS_DIR "/" "local_addrs")\n'
     assert ('maps_dir', 'local_addrs') in _bpf_source.pin_declarations(header + used)
