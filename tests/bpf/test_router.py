@@ -301,7 +301,7 @@ def test_the_header_checksum_is_judged_right_whatever_the_carries(router):
     """The router sums the header as 32-bit words and folds: headers whose sums carry many times
     (0xFF.. bytes), with a right checksum, are forwarded; any one 16-bit word off by one bit is not."""
     rng = random.Random(27)
-    for _ in range(40):
+    for _attempt in range(40):
         frame = router.frame4(src='10.1.%d.%d' % (rng.randrange(256), rng.randrange(1, 255)),
                               tos=rng.choice((0, 0xFC, rng.randrange(256))),
                               ident=rng.choice((0xFFFF, rng.randrange(65536))),
